@@ -1,0 +1,102 @@
+"""The ``kalad`` command: ``serve`` runs the daemon, ``run`` runs one command as a job would.
+
+Errors are one line, ``kalad: error: ...``: exit 2 for bad usage, 1 when the daemon
+cannot start (port taken, store unreadable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import uuid
+from typing import Sequence
+
+from kalad import config as settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage dump
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kalad", description="A job scheduler daemon, compatible with Kala.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    serve = commands.add_parser("serve", help="run the scheduler in the foreground")
+    settings.add_flags(serve)
+    run = commands.add_parser("run", help="run a command once exactly as a job would")
+    run.add_argument("job_command", metavar="COMMAND", help="the command line, quoted as one word")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(vars(args))
+    if args.command == "run":
+        return _run(args.job_command)
+    parser.print_help()
+    return 2
+
+
+def _serve(values: dict[str, str]) -> int:
+    from kalad.runtime import logs
+    from kalad.runtime.daemon import StartupError, serve
+
+    config, errors = settings.from_flags(values)
+    if errors:
+        for error in errors:
+            print(f"kalad: error: {error}", file=sys.stderr)
+        return 2
+    logs.setup(config.verbose)
+    try:
+        return serve(config)
+    except StartupError as exc:
+        print(f"kalad: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(command: str) -> int:
+    """Kala's ``kala run``: same word splitting and environment as a local job, no store."""
+    from kalad.core.errors import InvalidJob
+    from kalad.core.job import command_argv
+    from kalad.core.ports import Attempt
+    from kalad.runtime.clock import SystemClock
+    from kalad.runtime.daemon import job_environment
+    from kalad.runtime.supervisor import Supervisor
+
+    try:
+        argv = command_argv(command)
+    except InvalidJob as exc:
+        print(f"kalad: error: {exc}", file=sys.stderr)
+        return 1
+    supervisor = Supervisor(SystemClock())
+    supervisor.start()
+    finished = threading.Event()
+    outcomes = []
+
+    def done(outcome) -> None:
+        outcomes.append(outcome)
+        finished.set()
+
+    run_id = uuid.uuid4().hex
+    env = job_environment(dict(os.environ))
+    env.update(KALAD_JOB_ID="", KALAD_JOB_NAME="kalad run", KALAD_RUN_ID=run_id,
+               KALAD_SCHEDULED_AT="")
+    supervisor.launch(Attempt(run_id, "", "kalad run", 1, argv, env), done)
+    finished.wait()
+    supervisor.stop()
+    outcome = outcomes[0]
+    if outcome.success:
+        print("Command Succeeded!")
+        print(f"Output:  {outcome.output.strip()}")
+        return 0
+    print(f"Command Failed with err: {outcome.message}: {outcome.output.strip()}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,574 @@
+"""The supervisor: the one module of kalad that starts processes.
+
+Every attempt is started the same way (STYLE 8): ``os.posix_spawn`` from the calling
+thread (no fork of the threaded daemon), the argv as given with no shell, exactly the
+attempt's environment, a new session (so the process group id is the pid), stdin from
+``/dev/null``, and stdout and stderr into one pipe of which only a bounded tail is kept.
+
+One watcher thread watches every child without a thread per child: a selector holds
+each child's pidfd (readable once it exits) and its pipe, plus an eventfd that
+``launch`` uses to hand over new children. Timeouts are deadlines on a heap checked
+through the selector's timeout. When the leader exits the attempt is over, even if a
+grandchild still holds the pipe: the pipe is drained without blocking and closed.
+
+Signals always go to the whole process group, and only while the leader is unreaped
+(a zombie leader pins the group id, so it cannot name someone else's group).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import heapq
+import itertools
+import logging
+import os
+import selectors
+import signal
+import stat
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from kalad.core.ports import Attempt, Clock
+from kalad.core.runs import AttemptOutcome
+
+log = logging.getLogger(__name__)
+
+Done = Callable[[AttemptOutcome], None]
+
+_CHUNK = 64 * 1024
+_DRAIN_LIMIT = 1024 * 1024  # bytes read after the leader exits (a grandchild may keep writing)
+_ORPHAN_POLL_MAX = 1.0  # seconds between sweeps for orphaned zombies
+_PR_SET_CHILD_SUBREAPER = 36
+_REFUSED = "not started: kalad is stopping"
+
+# Dispositions a child must not inherit: Python ignores SIGPIPE and SIGXFSZ, and the
+# daemon may ignore others; caught signals are reset by exec anyway.
+_DEFAULT_SIGNALS = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _resolve(name: str, env: Mapping[str, str]) -> str:
+    """The file to execute for ``name``, searched on the attempt's own PATH.
+
+    Like ``execvp`` and ``subprocess``, not like glibc's ``posix_spawnp``, which
+    would search the daemon's PATH instead of the one the job is given.
+    """
+    if "/" in name:
+        return name
+    denied = False
+    for directory in os.get_exec_path(env):
+        candidate = os.path.join(directory or ".", name)
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and os.access(candidate, os.X_OK):
+            return candidate
+        denied = True
+    if denied:
+        raise PermissionError(f"permission denied: {name}")
+    raise FileNotFoundError(f"command not found: {name}")
+
+
+def _pipe() -> tuple[int, int]:
+    """A close-on-exec pipe whose ends are both above 2.
+
+    The child's file actions write fds 0-2; an end that happened to be one of them
+    (the daemon's stdio closed) would be clobbered or lose nothing on dup2.
+    """
+    r, w = os.pipe2(os.O_CLOEXEC)
+    if r < 3 or w < 3:
+        high_r = fcntl.fcntl(r, fcntl.F_DUPFD_CLOEXEC, 3)
+        high_w = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 3)
+        os.close(r)
+        os.close(w)
+        r, w = high_r, high_w
+    return r, w
+
+
+def _set_child_subreaper(on: bool) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError) as exc:
+        log.warning("cannot %s child subreaper: %s", "become" if on else "stop being", exc)
+        return False
+    return True
+
+
+class _Child:
+    """One running attempt. Fields marked (lock) change only under ``Supervisor._lock``."""
+
+    __slots__ = (
+        "attempt", "done", "pid", "pidfd", "pipe", "started_at", "output", "trimmed",
+        "reaped", "kill_reason", "shutdown", "registered",
+    )
+
+    def __init__(self, attempt: Attempt, done: Done, pid: int, pidfd: int, pipe: int,
+                 started_at: datetime) -> None:
+        self.attempt = attempt
+        self.done = done
+        self.pid = pid
+        self.pidfd = pidfd
+        self.pipe: int | None = pipe  # read end, non-blocking; None once closed
+        self.started_at = started_at
+        self.output = bytearray()
+        self.trimmed = False
+        self.reaped = False  # (lock) once True, the pid and group id may name others
+        self.kill_reason = ""  # (lock) set when kalad decided to stop it
+        self.shutdown = False  # (lock) stopped by terminate_all
+        self.registered = False  # watcher thread only
+
+
+class Supervisor:
+    """Starts attempts as child processes and reports each outcome exactly once.
+
+    ``reap_orphans`` makes this process a child subreaper and lets the watcher reap
+    every exited child that is not a running attempt, so a job's orphaned grandchildren
+    come back to kalad and never linger as zombies (kalad as PID 1 in a container, or
+    under an init that does not reap). Enable it only where the supervisor is the sole
+    starter of processes, as in the daemon: it would reap anyone else's children too.
+    """
+
+    def __init__(self, clock: Clock, output_limit: int = 64 * 1024, kill_grace: float = 5.0,
+                 reap_orphans: bool = False) -> None:
+        if output_limit < 1:
+            raise ValueError(f"output_limit must be positive, not {output_limit}")
+        if kill_grace < 0:
+            raise ValueError(f"kill_grace must not be negative, not {kill_grace}")
+        self._clock = clock
+        self._output_limit = output_limit
+        self._kill_grace = kill_grace
+        self._reap_orphans = reap_orphans
+        # Lock order: _spawn_lock, then _lock. _spawn_lock covers spawning and
+        # registering, so the orphan sweep never mistakes a new child for an orphan.
+        self._spawn_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._children: dict[int, _Child] = {}  # (lock) pid -> child, until done has run
+        self._pending: list[_Child] = []  # (lock) launched, not yet in the selector
+        self._woken = False  # (lock) a wake-up is already in the eventfd
+        self._closing = False  # (lock) terminate_all or stop began: launch refuses
+        self._stopping = False
+        self._timers: list[tuple[float, int, _Child, str]] = []  # watcher thread only
+        self._seq = itertools.count()
+        self._selector = selectors.DefaultSelector()
+        self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._selector.register(self._wake_fd, selectors.EVENT_READ, None)
+        self._thread: threading.Thread | None = None
+        self._subreaper = False
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the watcher thread (children launched before are picked up)."""
+        if self._thread is not None:
+            return
+        if self._reap_orphans:
+            self._subreaper = _set_child_subreaper(True)
+        self._thread = threading.Thread(target=self._watch, name="supervisor", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the watcher thread; children still running are killed at once first."""
+        if self._stopped:
+            return
+        with self._spawn_lock, self._lock:
+            self._closing = True  # no launch is half-way through once this is set
+            left = sum(not child.reaped for child in self._children.values())
+            unfinished = bool(self._children)
+        if left:
+            log.warning("stopping the supervisor with %d job(s) still running; killing them",
+                        left)
+        if unfinished:
+            self.start()  # children launched before start() need the watcher to be reaped
+            self.terminate_all(0.0)
+        self._stopping = True
+        self._wake()
+        if self._thread is not None:
+            self._thread.join()
+        if self._subreaper:
+            _set_child_subreaper(False)
+        self._selector.close()
+        os.close(self._wake_fd)
+        self._stopped = True
+
+    # -- the Launcher protocol ---------------------------------------------------------
+
+    def launch(self, attempt: Attempt, done: Done) -> None:
+        """Start ``attempt`` and return; ``done`` runs once, on the watcher thread.
+
+        When the attempt cannot be started at all (no such command, not executable,
+        no file descriptors left, kalad stopping) ``done`` runs here, at once, with an
+        outcome whose ``message`` says why.
+        """
+        started_at = self._clock.now()
+        argv = attempt.argv
+        name = argv[0] if argv else ""
+        try:
+            if not argv or not name:
+                raise ValueError("empty command")
+            path = _resolve(name, attempt.env)
+            r, w = _pipe()
+        except FileNotFoundError:
+            return self._failed(attempt, done, started_at, f"command not found: {name}")
+        except PermissionError:
+            return self._failed(attempt, done, started_at, f"permission denied: {name}")
+        except (OSError, ValueError) as exc:
+            return self._failed(attempt, done, started_at, f"cannot start {name}: {exc}")
+        try:
+            message = self._spawn(attempt, done, path, r, w, started_at)
+        finally:
+            os.close(w)  # the child holds its own copies on fds 1 and 2
+        if message:
+            os.close(r)
+            self._failed(attempt, done, started_at, message, killed=message == _REFUSED)
+
+    def _spawn(self, attempt: Attempt, done: Done, path: str, r: int, w: int,
+               started_at: datetime) -> str:
+        """Spawn and register the child; return why not, or "" on success."""
+        name = attempt.argv[0]
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, w, 1),
+            (os.POSIX_SPAWN_DUP2, w, 2),
+            (os.POSIX_SPAWN_CLOSE, w),
+        ]
+        with self._spawn_lock:
+            with self._lock:
+                if self._closing:
+                    return _REFUSED
+            try:
+                pid = os.posix_spawn(path, attempt.argv, attempt.env, file_actions=actions,
+                                     setsid=True, setsigmask=(), setsigdef=_DEFAULT_SIGNALS)
+            except FileNotFoundError:
+                return f"command not found: {name}"
+            except PermissionError:
+                return f"permission denied: {name}"
+            except OSError as exc:
+                return f"cannot start {name}: {exc.strerror or exc}"
+            except (ValueError, TypeError) as exc:
+                return f"cannot start {name}: {exc}"
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError as exc:
+                # Unwatchable: take it back rather than leave it running unsupervised.
+                log.error("cannot watch job=%s run=%s pid=%d: %s; killing it",
+                          attempt.job_name, attempt.run_id, pid, exc)
+                _kill_group(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return f"cannot watch {name}: {exc.strerror or exc}"
+            os.set_blocking(r, False)
+            child = _Child(attempt, done, pid, pidfd, r, started_at)
+            with self._lock:
+                self._children[pid] = child
+                self._pending.append(child)
+                wake = not self._woken
+                self._woken = True
+            if wake:
+                self._wake()  # under _spawn_lock: stop() cannot have closed the eventfd
+        log.debug("spawned job=%s run=%s attempt=%d pid=%d argv=%r timeout=%s",
+                  attempt.job_name, attempt.run_id, attempt.number, pid, attempt.argv,
+                  attempt.timeout)
+        return ""
+
+    def _failed(self, attempt: Attempt, done: Done, started_at: datetime, message: str,
+                killed: bool = False) -> None:
+        log.warning("cannot start job=%s run=%s: %s", attempt.job_name, attempt.run_id, message)
+        outcome = AttemptOutcome(started_at=started_at, ended_at=self._clock.now(),
+                                 exit_status=None, message=message, killed=killed)
+        _call(done, outcome, attempt)
+
+    # -- queries and shutdown ------------------------------------------------------------
+
+    def running(self) -> list[tuple[str, str, int]]:
+        """(run_id, job_name, pid) of every child not yet reaped."""
+        with self._lock:
+            return [(c.attempt.run_id, c.attempt.job_name, c.pid)
+                    for c in self._children.values() if not c.reaped]
+
+    def terminate_all(self, grace: float) -> None:
+        """SIGTERM every child's group, SIGKILL what is left after ``grace`` seconds.
+
+        Returns once every child is reaped and every ``done`` has run. From here on
+        ``launch`` refuses new attempts.
+        """
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._children:
+                    raise RuntimeError("terminate_all needs the watcher thread running")
+        with self._spawn_lock, self._lock:
+            self._closing = True
+        now = self._clock.monotonic()
+        deadline = now + max(grace, 0.0)
+        next_report = now
+        escalated = False
+        with self._changed:
+            for child in self._children.values():
+                self._stop_child(child, signal.SIGTERM, shutdown=True)
+            while self._children:
+                now = self._clock.monotonic()
+                if not escalated and now >= deadline:
+                    escalated = True
+                    for child in self._children.values():
+                        if not child.reaped:
+                            log.warning("job=%s run=%s pid=%d outlived the stop grace; SIGKILL",
+                                        child.attempt.job_name, child.attempt.run_id, child.pid)
+                        self._stop_child(child, signal.SIGKILL, shutdown=True)
+                if now >= next_report:
+                    next_report = now + 1.0
+                    waiting = [c for c in self._children.values() if not c.reaped]
+                    if waiting:
+                        log.info("waiting for %d job%s: %s", len(waiting),
+                                 "" if len(waiting) == 1 else "s",
+                                 ", ".join(f"{c.attempt.job_name} (pid {c.pid})" for c in waiting))
+                wait_until = next_report if escalated else min(next_report, deadline)
+                if self._thread is None or not self._thread.is_alive():
+                    raise RuntimeError("the supervisor's watcher thread died")
+                self._changed.wait(max(wait_until - now, 0.001))
+
+    def _stop_child(self, child: _Child, sig: signal.Signals, shutdown: bool) -> None:
+        """Signal the child's group, remembering why (call with ``_lock`` held)."""
+        if child.reaped:
+            return
+        if shutdown and (not child.kill_reason or child.shutdown):
+            child.shutdown = True
+            child.kill_reason = f"killed by kalad at shutdown ({sig.name})"
+        _kill_group(child.pid, sig)
+
+    # -- the watcher thread ----------------------------------------------------------------
+
+    def _wake(self) -> None:
+        try:
+            os.eventfd_write(self._wake_fd, 1)
+        except BlockingIOError:
+            pass  # the counter is full: the watcher is woken anyway
+
+    def _watch(self) -> None:
+        next_sweep = self._clock.monotonic()
+        sweep_delay = _ORPHAN_POLL_MAX
+        while not self._stopping:
+            now = self._clock.monotonic()
+            timeout: float | None = None
+            if self._timers:
+                timeout = max(self._timers[0][0] - now, 0.0)
+            if self._reap_orphans:
+                until_sweep = max(next_sweep - now, 0.0)
+                timeout = until_sweep if timeout is None else min(timeout, until_sweep)
+            try:
+                events = self._selector.select(timeout)
+            except InterruptedError:
+                continue
+            exited = False
+            for key, _mask in events:
+                try:
+                    if key.data is None:
+                        self._take_pending()
+                    else:
+                        child, what = key.data
+                        if what == "out":
+                            self._read(child)
+                        else:
+                            exited = self._exited(child) or exited
+                except Exception:
+                    log.exception("supervisor: error while handling an event")
+            try:
+                self._run_timers()
+                if self._reap_orphans:
+                    now = self._clock.monotonic()
+                    if exited:
+                        sweep_delay = 0.01
+                        next_sweep = now
+                    if now >= next_sweep:
+                        self._sweep_orphans()
+                        next_sweep = now + sweep_delay
+                        sweep_delay = min(sweep_delay * 4, _ORPHAN_POLL_MAX)
+            except Exception:
+                log.exception("supervisor: error in the watcher loop")
+        if self._reap_orphans:
+            self._sweep_orphans()
+
+    def _take_pending(self) -> None:
+        try:
+            os.eventfd_read(self._wake_fd)
+        except BlockingIOError:
+            pass
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._woken = False
+        for child in pending:
+            if child.reaped:
+                continue
+            self._selector.register(child.pidfd, selectors.EVENT_READ, (child, "exit"))
+            if child.pipe is not None:
+                self._selector.register(child.pipe, selectors.EVENT_READ, (child, "out"))
+            child.registered = True
+            timeout = child.attempt.timeout
+            if timeout is not None:
+                when = self._clock.monotonic() + max(timeout, 0.0)
+                heapq.heappush(self._timers, (when, next(self._seq), child, "term"))
+
+    def _read(self, child: _Child) -> None:
+        if child.pipe is None:
+            return
+        try:
+            data = os.read(child.pipe, _CHUNK)
+        except BlockingIOError:
+            return
+        if data:
+            self._keep(child, data)
+        else:
+            self._close_pipe(child)
+
+    def _keep(self, child: _Child, data: bytes) -> None:
+        buf = child.output
+        buf += data
+        excess = len(buf) - self._output_limit
+        if excess > 0:
+            del buf[:excess]
+            child.trimmed = True
+
+    def _close_pipe(self, child: _Child) -> None:
+        if child.pipe is None:
+            return
+        if child.registered:
+            self._selector.unregister(child.pipe)
+        os.close(child.pipe)
+        child.pipe = None
+
+    def _run_timers(self) -> None:
+        now = self._clock.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            _when, _seq, child, action = heapq.heappop(self._timers)
+            with self._lock:
+                if child.reaped:
+                    continue
+                if action == "term":
+                    timeout = child.attempt.timeout
+                    if not child.kill_reason:
+                        child.kill_reason = f"timed out after {timeout:g} s"
+                    log.warning("job=%s run=%s pid=%d timed out after %g s; SIGTERM",
+                                child.attempt.job_name, child.attempt.run_id, child.pid, timeout)
+                    _kill_group(child.pid, signal.SIGTERM)
+                    heapq.heappush(self._timers, (now + self._kill_grace, next(self._seq),
+                                                  child, "kill"))
+                else:
+                    log.warning("job=%s run=%s pid=%d still alive %g s after SIGTERM; SIGKILL",
+                                child.attempt.job_name, child.attempt.run_id, child.pid,
+                                self._kill_grace)
+                    _kill_group(child.pid, signal.SIGKILL)
+
+    def _exited(self, child: _Child) -> bool:
+        """Reap the leader and report the attempt; False if it had not exited after all."""
+        with self._lock:
+            if child.reaped:
+                return False
+            if child.kill_reason:
+                # Stragglers of a group kalad is stopping; the zombie leader pins its id.
+                _kill_group(child.pid, signal.SIGKILL)
+            try:
+                pid, status = os.waitpid(child.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid, status = child.pid, None  # reaped elsewhere (SIGCHLD ignored?)
+            if pid == 0:
+                return False
+            child.reaped = True
+        ended_at = self._clock.now()
+        drained = 0
+        while child.pipe is not None and drained < _DRAIN_LIMIT:
+            try:
+                data = os.read(child.pipe, _CHUNK)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            drained += len(data)
+            self._keep(child, data)
+        self._close_pipe(child)
+        if child.registered:
+            self._selector.unregister(child.pidfd)
+        os.close(child.pidfd)
+        with self._lock:
+            if not child.registered:
+                self._pending = [c for c in self._pending if c is not child]
+        outcome = self._outcome(child, status, ended_at)
+        child.output = bytearray()  # a pending timer may hold the child until its deadline
+        log.debug("exited job=%s run=%s pid=%d exit_status=%s %s", child.attempt.job_name,
+                  child.attempt.run_id, child.pid, outcome.exit_status, outcome.message)
+        _call(child.done, outcome, child.attempt)
+        with self._changed:
+            del self._children[child.pid]
+            self._changed.notify_all()
+        return True
+
+    def _outcome(self, child: _Child, status: int | None, ended_at: datetime) -> AttemptOutcome:
+        output = bytes(child.output)
+        if child.trimmed:
+            # The cut may have split a UTF-8 sequence: drop its continuation bytes.
+            skip = 0
+            while skip < min(3, len(output)) and 0x80 <= output[skip] <= 0xBF:
+                skip += 1
+            output = output[skip:]
+        code = None if status is None else os.waitstatus_to_exitcode(status)
+        if child.kill_reason:
+            message = child.kill_reason
+        elif code is None:
+            message = "exit status unknown: the child was reaped elsewhere"
+        elif code < 0:
+            message = f"killed by signal {-code} ({_signal_name(-code)})"
+        elif code > 0:
+            message = f"exit status {code}"
+        else:
+            message = ""
+        return AttemptOutcome(started_at=child.started_at, ended_at=ended_at, exit_status=code,
+                              output=output.decode("utf-8", errors="replace"), message=message,
+                              killed=bool(child.kill_reason))
+
+    def _sweep_orphans(self) -> None:
+        """Reap exited children that are not attempts (orphans handed to us as subreaper)."""
+        while True:
+            with self._spawn_lock:
+                try:
+                    info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+                except ChildProcessError:
+                    return
+                if info is None or info.si_pid == 0:
+                    return
+                with self._lock:
+                    child = self._children.get(info.si_pid)
+                if child is None:
+                    try:
+                        os.waitpid(info.si_pid, os.WNOHANG)
+                    except ChildProcessError:
+                        pass
+                    log.debug("reaped orphan pid=%d", info.si_pid)
+                    continue
+            # An attempt whose pidfd event has not come yet (or is in the selector's queue).
+            if not self._exited(child):
+                return
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+    except PermissionError as exc:
+        log.warning("cannot signal process group %d with %s: %s", pgid, _signal_name(sig), exc)
+
+
+def _call(done: Done, outcome: AttemptOutcome, attempt: Attempt) -> None:
+    try:
+        done(outcome)
+    except Exception:
+        log.exception("done callback failed for job=%s run=%s", attempt.job_name, attempt.run_id)

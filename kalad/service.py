@@ -1,0 +1,543 @@
+"""The service: the one entry point for the API and the timer.
+
+It holds the jobs in memory, the timeline of their next occurrences and the runs in
+progress, under one lock. Every mutation is decided under the lock and handed, in
+that order, to the group committer as one store change; an API call then waits
+(outside the lock) until its change is durable, and undoes its in-memory effect if
+the store refused it. Processes are started outside the lock, so a slow spawn never
+holds up the API or the timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Callable, Iterable, Mapping
+
+from kalad.core.arming import Arming, arm
+from kalad.core.errors import InvalidJob, InvalidSchedule, JobNotFound
+from kalad.core.job import Job, JobType, check_definition, command_argv
+from kalad.core.ports import Attempt, Change, Clock, JobStore, Launcher
+from kalad.core.runs import (
+    AttemptOutcome,
+    Run,
+    RunStatus,
+    Trigger,
+    count_attempt,
+    count_run,
+    should_retry,
+)
+from kalad.core.schedule import Schedule, check_new_schedule, once, parse_duration, parse_schedule
+from kalad.core.stats import AppStats
+from kalad.core.timeline import Timeline
+from kalad.store.committer import GroupCommitter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _ActiveRun:
+    run_id: str
+    job_id: str
+    job_name: str
+    trigger: Trigger
+    scheduled_at: datetime | None
+    started_at: datetime
+    started_mono: float
+    attempts: int = 1
+
+
+class Service:
+    def __init__(
+        self,
+        store: JobStore,
+        launcher: Launcher,
+        clock: Clock,
+        committer: GroupCommitter,
+        *,
+        local_zone: tzinfo = timezone.utc,
+        base_env: Mapping[str, str] | None = None,
+        default_owner: str = "",
+        recent_stats: int = 100,
+    ) -> None:
+        self._store = store
+        self._launcher = launcher
+        self._clock = clock
+        self._committer = committer
+        self._zone = local_zone
+        self._base_env = dict(base_env or {})
+        self._default_owner = default_owner
+        self._recent_stats = recent_stats
+        self._lock = threading.RLock()
+        self._jobs: dict[str, Job] = {}
+        self._timeline = Timeline()
+        self._active: dict[str, _ActiveRun] = {}
+        self._scheduled_running: set[str] = set()
+        self._accepting = True
+        self._wake: Callable[[], None] = lambda: None
+        # Aggregates for /stats/, kept exact on every change so the call is O(1).
+        self._disabled = 0
+        self._errors = 0
+        self._successes = 0
+        self._last_attempt: datetime | None = None
+        self._last_attempt_stale = False
+
+    # ---- wiring and start-up -------------------------------------------------------
+
+    def set_waker(self, wake: Callable[[], None]) -> None:
+        """Called whenever the earliest due time may have moved earlier (the timer's wake)."""
+        self._wake = wake
+
+    def load(self) -> int:
+        """Load every stored job and arm it; missed occurrences get one catch-up run."""
+        loaded = self._store.load()
+        for key, why in loaded.broken:
+            log.error("stored job %s cannot be decoded, left in the store untouched: %s", key, why)
+        now = self._clock.now()
+        missed: list[Run] = []
+        with self._lock:
+            for job in loaded.jobs:
+                try:
+                    self._schedule_of(job)
+                except InvalidJob as exc:
+                    log.error("job=%s has a bad schedule, kept disabled: %s", job.id, exc)
+                    job = replace(job, disabled=True)
+                self._set(job)
+            for job in list(self._jobs.values()):
+                run = self._arm(job, now)
+                if run is not None:
+                    missed.append(run)
+            if missed:
+                self._committer.submit(Change(runs=tuple(missed)))
+        self._wake()
+        return len(loaded.jobs)
+
+    # ---- reads ---------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def get_job(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def list_jobs(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+    def recent_runs(self, job_id: str, limit: int | None = None) -> list[Run]:
+        """The job's newest runs (oldest first), at most ``limit`` or the configured number."""
+        self.get_job(job_id)
+        return self._store.list_runs(job_id, limit if limit is not None else self._recent_stats)
+
+    def app_stats(self) -> AppStats:
+        with self._lock:
+            if self._last_attempt_stale:
+                self._last_attempt = max(
+                    (j.metadata.last_attempted_run for j in self._jobs.values()
+                     if j.metadata.last_attempted_run is not None),
+                    default=None,
+                )
+                self._last_attempt_stale = False
+            total = len(self._jobs)
+            return AppStats(
+                active_jobs=total - self._disabled,
+                disabled_jobs=self._disabled,
+                jobs=total,
+                error_count=self._errors,
+                success_count=self._successes,
+                next_run_at=self._next_run_at(),
+                last_attempted_run=self._last_attempt,
+                created=self._clock.now(),
+            )
+
+    def next_due(self) -> datetime | None:
+        with self._lock:
+            return self._timeline.next_due()
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    # ---- API mutations -------------------------------------------------------------
+
+    def create_job(self, job: Job) -> Job:
+        """Validate and store a new job, then arm it; durable before this returns."""
+        check_definition(job)
+        if not job.owner and self._default_owner:
+            job = replace(job, owner=self._default_owner)
+        now = self._clock.now()
+        with self._lock:
+            for parent in job.parent_jobs:
+                if parent not in self._jobs:
+                    raise InvalidJob(f"parent_jobs: job {parent!r} does not exist")
+            if job.on_failure_job and job.on_failure_job not in self._jobs:
+                raise InvalidJob(f"on_failure_job: job {job.on_failure_job!r} does not exist")
+            if job.id in self._jobs:
+                raise InvalidJob(f"id: job {job.id!r} already exists")
+            job = replace(job, created_at=now, dependent_jobs=(), is_done=False)
+            schedule = self._schedule_of(job)
+            if job.schedule and not job.is_child:
+                check_new_schedule(schedule, now)
+            pending = None if job.is_child else schedule.first_at_or_after(now)
+            job = replace(job, next_run_at=pending)
+            before: dict[str, Job | None] = {job.id: None}
+            parents = []
+            for parent_id in dict.fromkeys(job.parent_jobs):
+                parent = self._jobs[parent_id]
+                before[parent_id] = parent
+                parents.append(replace(parent, dependent_jobs=parent.dependent_jobs + (job.id,)))
+            for parent in parents:
+                self._set(parent)
+            self._set(job)
+            self._arm(job, now)
+            ticket = self._committer.submit(Change(put=(job, *parents)))
+        self._settle(ticket, before)
+        return job
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a job; its children without another parent go with it, in one change."""
+        with self._lock:
+            if job_id not in self._jobs:
+                raise JobNotFound(job_id)
+            ticket, before = self._delete_locked([job_id])
+        self._settle(ticket, before)
+
+    def delete_all(self) -> None:
+        with self._lock:
+            ticket, before = self._delete_locked(list(self._jobs))
+        self._settle(ticket, before)
+
+    def disable_job(self, job_id: str) -> None:
+        self._set_disabled(job_id, True)
+
+    def enable_job(self, job_id: str) -> None:
+        self._set_disabled(job_id, False)
+
+    def start_job(self, job_id: str) -> str:
+        """Start a run now (it does not move the schedule's grid); return its run id."""
+        with self._lock:
+            job = self.get_job(job_id)
+            if job.disabled:
+                self._record_skip(job, Trigger.MANUAL, None, "job is disabled")
+                return ""
+            launch = self._start_run(job, Trigger.MANUAL, None, self._clock.now())
+        self._launch(launch)
+        return launch[0].run_id
+
+    # ---- the timer's side ----------------------------------------------------------
+
+    def tick(self) -> datetime | None:
+        """Fire every job that is due now; return the next due time (None: nothing armed)."""
+        launches = []
+        with self._lock:
+            if not self._accepting:
+                return None
+            now = self._clock.now()
+            for job_id, _ in self._timeline.pop_due(now):
+                job = self._jobs.get(job_id)
+                if job is None or job.disabled:
+                    continue
+                if job_id in self._scheduled_running:
+                    continue  # fired again when the running occurrence ends
+                skipped = self._arm(job, now, fire=True)
+                job = self._jobs[job_id]
+                if skipped is not None:
+                    self._committer.submit(Change(runs=(skipped,)))
+                if job.next_run_at is not None and job.next_run_at <= now:
+                    launches.append(self._fire(job, now))
+            nxt = self._timeline.next_due()
+        for launch in launches:
+            self._launch(launch)
+        return nxt
+
+    def stop_accepting(self) -> None:
+        """No new runs from now on (shutdown); runs in progress finish or are killed."""
+        with self._lock:
+            self._accepting = False
+
+    def flush(self) -> None:
+        self._committer.flush()
+
+    # ---- internals: arming and running ---------------------------------------------
+
+    def _schedule_of(self, job: Job) -> Schedule:
+        if job.schedule:
+            return parse_schedule(job.schedule, self._zone)
+        return once(job.created_at)
+
+    def _epsilon(self, job: Job) -> timedelta | None:
+        if not job.epsilon:
+            return None
+        try:
+            return parse_duration(job.epsilon, "epsilon").approx()
+        except InvalidSchedule:
+            return None
+
+    def _arm(self, job: Job, now: datetime, fire: bool = False) -> Run | None:
+        """Put the job's pending occurrence on the timeline; return a MISSED run if any.
+
+        With ``fire``, a pending occurrence that is due is left off the timeline for
+        the caller to start now.
+        """
+        self._timeline.cancel(job.id)
+        if job.disabled or job.is_child or job.is_done or job.next_run_at is None:
+            return None
+        if job.id in self._scheduled_running:
+            return None
+        arming = arm(
+            self._schedule_of(job),
+            job.next_run_at,
+            now,
+            resume=job.resume_at_next_scheduled_time,
+            epsilon=self._epsilon(job),
+        )
+        if arming.scheduled_at is None:
+            self._set(replace(job, next_run_at=None, is_done=True))
+        else:
+            if arming.scheduled_at != job.next_run_at:
+                self._set(replace(job, next_run_at=arming.scheduled_at))
+            if not (fire and arming.scheduled_at <= now):
+                self._timeline.add(job.id, arming.scheduled_at)
+        return self._missed_run(job, arming, now) if arming.missed else None
+
+    def _missed_run(self, job: Job, arming: Arming, now: datetime) -> Run:
+        log.warning(
+            "job=%s missed %d occurrence(s) from %s to %s",
+            job.id, arming.missed, arming.missed_from, arming.missed_to,
+        )
+        return Run(
+            id=uuid.uuid4().hex,
+            job_id=job.id,
+            trigger=Trigger.SCHEDULE,
+            status=RunStatus.MISSED,
+            started_at=now,
+            ended_at=now,
+            scheduled_at=arming.missed_from,
+            missed=arming.missed,
+            message=f"missed {arming.missed} occurrence(s) up to {arming.missed_to.isoformat()}"
+            if arming.missed_to else f"missed {arming.missed} occurrence(s)",
+        )
+
+    def _fire(self, job: Job, now: datetime) -> tuple[Attempt, _ActiveRun]:
+        """Start the job's due occurrence; its next one is armed only when this run ends."""
+        scheduled_at = job.next_run_at
+        assert scheduled_at is not None
+        nxt = self._schedule_of(job).first_after(scheduled_at)
+        self._set(replace(job, next_run_at=nxt))
+        self._scheduled_running.add(job.id)
+        return self._start_run(self._jobs[job.id], Trigger.SCHEDULE, scheduled_at, now)
+
+    def _start_run(
+        self, job: Job, trigger: Trigger, scheduled_at: datetime | None, now: datetime
+    ) -> tuple[Attempt, _ActiveRun]:
+        active = _ActiveRun(
+            run_id=uuid.uuid4().hex,
+            job_id=job.id,
+            job_name=job.name,
+            trigger=trigger,
+            scheduled_at=scheduled_at,
+            started_at=now,
+            started_mono=self._clock.monotonic(),
+        )
+        self._active[active.run_id] = active
+        self._set(replace(job, metadata=replace(job.metadata, last_attempted_run=now)))
+        log.info("job=%s run=%s name=%r started (%s)", job.id, active.run_id, job.name, trigger.value)
+        return self._attempt(job, active), active
+
+    def _attempt(self, job: Job, active: _ActiveRun) -> Attempt:
+        env = dict(self._base_env)
+        env["KALAD_JOB_ID"] = job.id
+        env["KALAD_JOB_NAME"] = job.name
+        env["KALAD_RUN_ID"] = active.run_id
+        env["KALAD_SCHEDULED_AT"] = (
+            active.scheduled_at.isoformat().replace("+00:00", "Z") if active.scheduled_at else ""
+        )
+        if job.type is JobType.LOCAL:
+            argv = command_argv(job.command)
+        else:
+            argv = ()  # remote jobs arrive with issue 3; the launcher reports them as failed
+        return Attempt(active.run_id, job.id, job.name, active.attempts, argv, env)
+
+    def _launch(self, launch: tuple[Attempt, _ActiveRun]) -> None:
+        attempt, active = launch
+        self._launcher.launch(attempt, lambda outcome: self._attempt_done(active, outcome))
+
+    def _attempt_done(self, active: _ActiveRun, outcome: AttemptOutcome) -> None:
+        retry = None
+        with self._lock:
+            job = self._jobs.get(active.job_id)
+            if job is not None:
+                job = replace(job, metadata=count_attempt(job.metadata, outcome))
+                self._set(job)
+                if self._accepting and should_retry(
+                    job, active.attempts, outcome, active.scheduled_at, self._epsilon(job)
+                ):
+                    active.attempts += 1
+                    retry = (self._attempt(job, active), active)
+            if retry is None:
+                self._finish(active, job, outcome)
+        if retry is not None:
+            log.info("job=%s run=%s attempt %d failed (%s), retrying",
+                     active.job_id, active.run_id, active.attempts - 1, outcome.message)
+            self._launch(retry)
+
+    def _finish(self, active: _ActiveRun, job: Job | None, outcome: AttemptOutcome) -> None:
+        del self._active[active.run_id]
+        if outcome.success:
+            status = RunStatus.SUCCEEDED
+        elif outcome.killed:
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        duration = int((self._clock.monotonic() - active.started_mono) * 1e9)
+        run = Run(
+            id=active.run_id,
+            job_id=active.job_id,
+            trigger=active.trigger,
+            status=status,
+            started_at=active.started_at,
+            ended_at=outcome.ended_at,
+            scheduled_at=active.scheduled_at,
+            attempts=active.attempts,
+            duration_ns=max(duration, 0),
+            exit_status=outcome.exit_status,
+            output=outcome.output,
+            message=outcome.message,
+        )
+        log.info(
+            "job=%s run=%s name=%r %s attempts=%d exit=%s duration=%.3fs%s",
+            active.job_id, active.run_id, active.job_name, status.value, active.attempts,
+            outcome.exit_status, duration / 1e9, f" ({outcome.message})" if outcome.message else "",
+        )
+        if job is None:
+            self._scheduled_running.discard(active.job_id)
+            return  # deleted while running: its runs went with it
+        job = replace(job, metadata=count_run(job.metadata, run))
+        if active.trigger is Trigger.SCHEDULE and job.next_run_at is None:
+            job = replace(job, is_done=True)
+        self._set(job)
+        runs = [run]
+        if active.trigger is Trigger.SCHEDULE:
+            self._scheduled_running.discard(job.id)
+            if self._accepting:
+                missed = self._arm(job, self._clock.now())
+                if missed is not None:
+                    runs.append(missed)
+                self._wake()
+        self._committer.submit(Change(put=(self._jobs[job.id],), runs=tuple(runs)))
+
+    def _record_skip(self, job: Job, trigger: Trigger, scheduled_at: datetime | None, why: str) -> None:
+        now = self._clock.now()
+        job = replace(job, metadata=replace(job.metadata, last_attempted_run=now))
+        self._set(job)
+        run = Run(
+            id=uuid.uuid4().hex, job_id=job.id, trigger=trigger, status=RunStatus.SKIPPED,
+            started_at=now, ended_at=now, scheduled_at=scheduled_at, message=why,
+        )
+        log.info("job=%s skipped (%s): %s", job.id, trigger.value, why)
+        self._committer.submit(Change(put=(job,), runs=(run,)))
+
+    # ---- internals: mutations ------------------------------------------------------
+
+    def _set_disabled(self, job_id: str, disabled: bool) -> None:
+        with self._lock:
+            job = self.get_job(job_id)
+            if job.disabled == disabled:
+                return
+            before: dict[str, Job | None] = {job_id: job}
+            job = replace(job, disabled=disabled)
+            self._set(job)
+            missed = self._arm(job, self._clock.now())
+            runs = (missed,) if missed is not None else ()
+            ticket = self._committer.submit(Change(put=(self._jobs[job_id],), runs=runs))
+        self._settle(ticket, before)
+
+    def _delete_locked(self, job_ids: Iterable[str]):
+        doomed: set[str] = set()
+        stack = list(job_ids)
+        while stack:
+            job_id = stack.pop()
+            if job_id in doomed or job_id not in self._jobs:
+                continue
+            doomed.add(job_id)
+            # A child goes once its last parent goes; each parent's doom re-checks it.
+            for child_id in self._jobs[job_id].dependent_jobs:
+                child = self._jobs.get(child_id)
+                if child is not None and all(p in doomed for p in child.parent_jobs):
+                    stack.append(child_id)
+        before: dict[str, Job | None] = {}
+        survivors: dict[str, Job] = {}
+        for job_id in doomed:
+            job = self._jobs[job_id]
+            for other_id in (*job.parent_jobs, *job.dependent_jobs):
+                if other_id in doomed or other_id not in self._jobs:
+                    continue
+                other = survivors.get(other_id, self._jobs[other_id])
+                survivors[other_id] = replace(
+                    other,
+                    parent_jobs=tuple(p for p in other.parent_jobs if p not in doomed),
+                    dependent_jobs=tuple(c for c in other.dependent_jobs if c not in doomed),
+                )
+        for job_id in doomed:
+            before[job_id] = self._jobs[job_id]
+            self._drop(job_id)
+        for job in survivors.values():
+            before[job.id] = self._jobs[job.id]
+            self._set(job)
+        ticket = self._committer.submit(
+            Change(put=tuple(survivors.values()), delete=tuple(sorted(doomed)))
+        )
+        return ticket, before
+
+    def _settle(self, ticket, before: dict[str, Job | None]) -> None:
+        """Wait until the change is durable; if the store refused it, undo it in memory."""
+        try:
+            ticket.wait()
+        except Exception:
+            with self._lock:
+                now = self._clock.now()
+                for job_id, old in before.items():
+                    if old is None:
+                        self._drop(job_id)
+                    else:
+                        self._set(old)
+                        self._arm(old, now)
+            raise
+        self._wake()
+
+    def _set(self, job: Job) -> None:
+        old = self._jobs.get(job.id)
+        if old is not None:
+            self._count(old, -1)
+        self._jobs[job.id] = job
+        self._count(job, +1)
+
+    def _drop(self, job_id: str) -> None:
+        old = self._jobs.pop(job_id, None)
+        if old is not None:
+            self._count(old, -1)
+            self._timeline.cancel(job_id)
+            if old.metadata.last_attempted_run == self._last_attempt:
+                self._last_attempt_stale = True
+
+    def _count(self, job: Job, sign: int) -> None:
+        self._disabled += sign * job.disabled
+        self._errors += sign * job.metadata.error_count
+        self._successes += sign * job.metadata.success_count
+        last = job.metadata.last_attempted_run
+        if sign > 0 and last is not None and (self._last_attempt is None or last > self._last_attempt):
+            self._last_attempt = last
+
+    def _next_run_at(self) -> datetime | None:
+        candidates = [self._timeline.next_due()]
+        for job_id in self._scheduled_running:
+            job = self._jobs.get(job_id)
+            if job is not None and not job.disabled:
+                candidates.append(job.next_run_at)
+        return min((c for c in candidates if c is not None), default=None)

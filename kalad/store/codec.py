@@ -1,0 +1,249 @@
+"""The stored form of jobs and runs: compact, versioned JSON records of our own.
+
+This is not Kala's wire format (that lives in ``api/kala_json.py``), so the API and
+the storage format can change independently. Every record carries ``"v"``; keys are
+short and stable, and fields at their default are left out (and restored on decode,
+sharing ``NO_METADATA``/``NO_REMOTE``), so a million jobs stay small on disk and
+quick to load. Datetimes are integer microseconds since the Unix epoch in UTC, enums
+are stored by value, tuples as lists, headers as ``{name: [values]}``. One table per
+type below maps each short key to its field, so encoder and decoder cannot drift.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, fields
+from datetime import datetime, timedelta, timezone
+from types import MappingProxyType
+from typing import Any, Callable, Generic, Mapping, NamedTuple, TypeVar
+
+from kalad.core.errors import StoreError
+from kalad.core.job import NO_HEADERS, Job, JobType, Metadata, RemoteProperties
+from kalad.core.runs import Run, RunStatus, Trigger
+
+VERSION = 1
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_loads = json.JSONDecoder().decode
+_T = TypeVar("_T")
+
+
+class _Malformed(ValueError):
+    """A field is missing or has the wrong type; reported as ``StoreError``."""
+
+
+def micros(moment: datetime) -> int:
+    """``moment`` as integer microseconds since the epoch; it must be timezone-aware."""
+    if moment.tzinfo is None:
+        raise StoreError(f"cannot store naive datetime {moment.isoformat()}: it needs a timezone")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def encode_job(job: Job) -> bytes:
+    """The stored record of ``job``."""
+    return _JOB.encode(job)
+
+
+def decode_job(data: bytes) -> Job:
+    """The job stored as ``data``; ``StoreError`` if it is malformed or from a newer kalad."""
+    return _JOB.decode_bytes(data, "job")
+
+
+def encode_run(run: Run) -> bytes:
+    """The stored record of ``run``."""
+    return _RUN.encode(run)
+
+
+def decode_run(data: bytes) -> Run:
+    """The run stored as ``data``; ``StoreError`` if it is malformed or from a newer kalad."""
+    return _RUN.decode_bytes(data, "run")
+
+
+class _Codec(NamedTuple):
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+
+def _typed(kind: type, what: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if type(value) is not kind:  # exact: a bool is not an int here
+            raise _Malformed(f"must be {what}, not {type(value).__name__}")
+        return value
+
+    return check
+
+
+_str = _typed(str, "a string")
+_int = _typed(int, "an integer")
+_list = _typed(list, "a list")
+_dict = _typed(dict, "an object")
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(_str(item) for item in _list(value))
+
+
+def _ints(value: Any) -> tuple[int, ...]:
+    return tuple(_int(item) for item in _list(value))
+
+
+def _moment(value: Any) -> datetime:
+    return _EPOCH + timedelta(microseconds=_int(value))
+
+
+def _maybe_moment(value: Any) -> datetime | None:
+    return None if value is None else _moment(value)
+
+
+def _encode_headers(headers: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    return {name: list(values) for name, values in headers.items()}
+
+
+def _decode_headers(value: Any) -> Mapping[str, tuple[str, ...]]:
+    record = _dict(value)
+    if not record:
+        return NO_HEADERS
+    return MappingProxyType({name: _strings(values) for name, values in record.items()})
+
+
+class _Layout(Generic[_T]):
+    """How one dataclass maps to a record: each field's short key, codec and default."""
+
+    def __init__(self, cls: type[_T], keys: dict[str, tuple[str, _Codec]]) -> None:
+        defaults = {f.name: f.default for f in fields(cls)}
+        self._cls = cls
+        self._encoders = [
+            (name, key, codec.encode, defaults[name]) for key, (name, codec) in keys.items()
+        ]
+        self._decoders = {key: (name, codec.decode) for key, (name, codec) in keys.items()}
+        self._required = [key for key, (name, _) in keys.items() if defaults[name] is MISSING]
+
+    def fill(self, obj: _T, record: dict[str, Any]) -> dict[str, Any]:
+        """Add the fields of ``obj`` that differ from their default to ``record``."""
+        for name, key, encode, default in self._encoders:
+            value = getattr(obj, name)
+            if default is MISSING or not (value is default or value == default):
+                record[key] = encode(value)
+        return record
+
+    def decode(self, record: Any) -> _T:
+        values = {}
+        record = _dict(record)
+        for key, value in record.items():
+            decoder = self._decoders.get(key)
+            if decoder is not None:
+                try:
+                    values[decoder[0]] = decoder[1](value)
+                except (ValueError, OverflowError) as exc:  # _Malformed included
+                    raise _Malformed(f"field {key!r}: {exc}") from None
+        try:
+            return self._cls(**values)
+        except TypeError:  # a required field is missing
+            missing = ", ".join(repr(key) for key in self._required if key not in record)
+            raise _Malformed(f"missing field {missing}") from None
+
+    def encode(self, obj: _T) -> bytes:
+        return _dumps(self.fill(obj, {"v": VERSION})).encode("ascii")
+
+    def decode_bytes(self, data: bytes, kind: str) -> _T:
+        try:
+            record = _loads(data.decode("utf-8"))
+        except ValueError as exc:  # also UnicodeDecodeError
+            raise StoreError(f"malformed {kind} record: not JSON ({exc})") from None
+        if type(record) is not dict:
+            raise StoreError(f"malformed {kind} record: not a JSON object")
+        version = record.get("v")
+        if type(version) is not int or version < 1:
+            raise StoreError(f"malformed {kind} record: no valid format version 'v'")
+        if version > VERSION:
+            raise StoreError(
+                f"{kind} record has format version {version}, this kalad reads up to {VERSION}"
+            )
+        try:
+            return self.decode(record)
+        except _Malformed as exc:
+            raise StoreError(f"malformed {kind} record: {exc}") from None
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_TEXT = _Codec(_same, _str)
+_INT = _Codec(_same, _int)
+_FLAG = _Codec(_same, _typed(bool, "true or false"))
+_TEXTS = _Codec(list, _strings)
+_INTS = _Codec(list, _ints)
+_MOMENT = _Codec(micros, _moment)
+_MAYBE_MOMENT = _Codec(micros, _maybe_moment)
+
+_METADATA = _Layout(
+    Metadata,
+    {
+        "sc": ("success_count", _INT),
+        "ls": ("last_success", _MAYBE_MOMENT),
+        "ec": ("error_count", _INT),
+        "le": ("last_error", _MAYBE_MOMENT),
+        "la": ("last_attempted_run", _MAYBE_MOMENT),
+        "nf": ("number_of_finished_runs", _INT),
+    },
+)
+
+# None and empty differ for headers and codes: only None (the default) is left out.
+_REMOTE = _Layout(
+    RemoteProperties,
+    {
+        "u": ("url", _TEXT),
+        "m": ("method", _TEXT),
+        "b": ("body", _TEXT),
+        "h": ("headers", _Codec(_encode_headers, _decode_headers)),
+        "to": ("timeout", _INT),
+        "x": ("expected_response_codes", _INTS),
+    },
+)
+
+_JOB = _Layout(
+    Job,
+    {
+        "id": ("id", _TEXT),
+        "n": ("name", _TEXT),
+        "c": ("created_at", _MOMENT),
+        "cmd": ("command", _TEXT),
+        "o": ("owner", _TEXT),
+        "dis": ("disabled", _FLAG),
+        "dep": ("dependent_jobs", _TEXTS),
+        "par": ("parent_jobs", _TEXTS),
+        "of": ("on_failure_job", _TEXT),
+        "s": ("schedule", _TEXT),
+        "r": ("retries", _INT),
+        "eps": ("epsilon", _TEXT),
+        "nx": ("next_run_at", _MAYBE_MOMENT),
+        "td": ("template_delimiters", _TEXT),
+        "rs": ("resume_at_next_scheduled_time", _FLAG),
+        "m": ("metadata", _Codec(lambda m: _METADATA.fill(m, {}), _METADATA.decode)),
+        "t": ("type", _Codec(int, lambda value: JobType(_int(value)))),
+        "rp": ("remote_properties", _Codec(lambda r: _REMOTE.fill(r, {}), _REMOTE.decode)),
+        "done": ("is_done", _FLAG),
+    },
+)
+
+_RUN = _Layout(
+    Run,
+    {
+        "id": ("id", _TEXT),
+        "j": ("job_id", _TEXT),
+        "tr": ("trigger", _Codec(lambda t: t.value, lambda value: Trigger(_str(value)))),
+        "st": ("status", _Codec(lambda s: s.value, lambda value: RunStatus(_str(value)))),
+        "s": ("started_at", _MOMENT),
+        "e": ("ended_at", _MOMENT),
+        "sa": ("scheduled_at", _MAYBE_MOMENT),
+        "a": ("attempts", _INT),
+        "d": ("duration_ns", _INT),
+        "x": ("exit_status", _INT),
+        "o": ("output", _TEXT),
+        "msg": ("message", _TEXT),
+        "mi": ("missed", _INT),
+    },
+)

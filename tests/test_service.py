@@ -1,0 +1,247 @@
+"""Scheduling rules of the service, on a fake clock with runs ended by the test."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from kalad.core.errors import InvalidJob, JobNotFound
+from kalad.core.runs import RunStatus, Trigger
+from tests.conftest import T0, build_service, make_job
+
+
+def at(seconds: float):
+    return T0 + timedelta(seconds=seconds)
+
+
+def iso(seconds: float) -> str:
+    return at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fire(service, clock, seconds: float) -> None:
+    clock.set(at(seconds))
+    service.tick()
+
+
+def test_one_off_job_runs_once_now_and_is_done(service, launcher, clock):
+    job = service.create_job(make_job("once"))
+    service.tick()
+    assert launcher.count(job.id) == 1
+    launcher.finish()
+    clock.advance(3600)
+    service.tick()
+    assert launcher.count(job.id) == 1
+    stored = service.get_job(job.id)
+    assert stored.is_done and stored.metadata.success_count == 1
+    assert stored.metadata.number_of_finished_runs == 1
+
+
+def test_r1_runs_twice_on_the_grid_without_drift(service, launcher, clock):
+    job = service.create_job(make_job("r1", schedule=f"R1/{iso(10)}/PT10S"))
+    assert service.get_job(job.id).next_run_at == at(10)
+    fire(service, clock, 9.999)
+    assert launcher.count(job.id) == 0
+    fire(service, clock, 10.3)  # late by 300 ms
+    assert launcher.count(job.id) == 1
+    assert launcher.started[-1].env["KALAD_SCHEDULED_AT"] == iso(10)
+    clock.advance(0.5)
+    launcher.finish()
+    assert service.get_job(job.id).next_run_at == at(20)  # the grid, not 10.3 + 10
+    fire(service, clock, 20)
+    launcher.finish()
+    fire(service, clock, 30)
+    assert launcher.count(job.id) == 2
+    assert service.get_job(job.id).is_done
+    assert service.get_job(job.id).next_run_at is None
+
+
+def test_scheduled_runs_never_overlap_and_late_ones_coalesce(service, launcher, clock, store):
+    job = service.create_job(make_job("slow", schedule=f"R/{iso(10)}/PT10S"))
+    fire(service, clock, 10)
+    for t in (20, 30, 40):
+        fire(service, clock, t)
+    assert launcher.count(job.id) == 1  # still running: nothing new started
+    clock.set(at(45))
+    launcher.finish()
+    service.tick()
+    assert launcher.count(job.id) == 2  # one catch-up run for the latest missed occurrence
+    assert launcher.started[-1].env["KALAD_SCHEDULED_AT"] == iso(40)
+    runs = store.list_runs(job.id)
+    missed = [r for r in runs if r.status is RunStatus.MISSED]
+    assert len(missed) == 1 and missed[0].missed == 2  # 20 and 30 coalesced into 40
+
+
+def test_restart_runs_one_catch_up_and_records_the_missed(store, launcher, clock):
+    first = build_service(store, launcher, clock)
+    first.load()
+    job = first.create_job(make_job("daily", schedule=f"R/{iso(10)}/PT10S"))
+    # The daemon "dies" here; it comes back 35 s later.
+    clock.set(at(45))
+    second = build_service(store, launcher, clock)
+    assert second.load() == 1
+    second.tick()
+    assert launcher.count(job.id) == 1
+    assert launcher.started[-1].env["KALAD_SCHEDULED_AT"] == iso(40)
+    runs = store.list_runs(job.id)
+    assert [(r.status, r.missed) for r in runs] == [(RunStatus.MISSED, 3)]
+    launcher.finish()
+    assert second.get_job(job.id).next_run_at == at(50)
+
+
+def test_resume_at_next_scheduled_time_skips_missed(store, launcher, clock):
+    first = build_service(store, launcher, clock)
+    job = first.create_job(make_job("resume", schedule=f"R/{iso(10)}/PT10S",
+                                    resume_at_next_scheduled_time=True))
+    clock.set(at(45))
+    second = build_service(store, launcher, clock)
+    second.load()
+    second.tick()
+    assert launcher.count(job.id) == 0
+    assert second.get_job(job.id).next_run_at == at(50)
+    assert store.list_runs(job.id)[0].missed == 4
+
+
+def test_epsilon_skips_a_run_that_would_start_too_late(store, launcher, clock):
+    first = build_service(store, launcher, clock)
+    job = first.create_job(make_job("eps", schedule=f"R/{iso(10)}/PT1M", epsilon="PT5S"))
+    clock.set(at(10 + 6))  # 6 s late > epsilon
+    second = build_service(store, launcher, clock)
+    second.load()
+    second.tick()
+    assert launcher.count(job.id) == 0
+    assert second.get_job(job.id).next_run_at == at(70)
+    clock.set(at(70 + 4))  # 4 s late, inside epsilon
+    second.tick()
+    assert launcher.count(job.id) == 1
+
+
+def test_retries_count_attempts_and_runs(service, launcher, clock, store):
+    job = service.create_job(make_job("flaky", retries=2))
+    service.tick()
+    launcher.finish(1)
+    launcher.finish(1)
+    launcher.finish(0)
+    meta = service.get_job(job.id).metadata
+    assert (meta.error_count, meta.success_count, meta.number_of_finished_runs) == (2, 1, 1)
+    [run] = store.list_runs(job.id)
+    assert run.attempts == 3 and run.success and run.number_of_retries == 2
+
+
+def test_retries_exhausted_is_one_failed_run(service, launcher, store):
+    job = service.create_job(make_job("bad", retries=1))
+    service.tick()
+    launcher.finish(3)
+    launcher.finish(3)
+    assert not launcher.pending
+    meta = service.get_job(job.id).metadata
+    assert (meta.error_count, meta.success_count, meta.number_of_finished_runs) == (2, 0, 1)
+    [run] = store.list_runs(job.id)
+    assert run.status is RunStatus.FAILED and run.exit_status == 3
+
+
+def test_manual_start_does_not_move_the_grid(service, launcher, clock):
+    job = service.create_job(make_job("m", schedule=f"R/{iso(60)}/PT1M"))
+    clock.set(at(15))
+    service.start_job(job.id)
+    launcher.finish()
+    assert service.get_job(job.id).next_run_at == at(60)
+    assert launcher.started[-1].env["KALAD_SCHEDULED_AT"] == ""
+
+
+def test_disable_then_enable_catches_up_once(service, launcher, clock, store):
+    job = service.create_job(make_job("d", schedule=f"R/{iso(10)}/PT10S"))
+    service.disable_job(job.id)
+    fire(service, clock, 35)
+    assert launcher.count(job.id) == 0
+    service.enable_job(job.id)
+    service.tick()
+    assert launcher.count(job.id) == 1
+    assert launcher.started[-1].env["KALAD_SCHEDULED_AT"] == iso(30)
+
+
+def test_start_of_a_disabled_job_is_recorded_as_skipped(service, launcher, store):
+    job = service.create_job(make_job("off", schedule=f"R/{iso(10)}/PT10S", disabled=True))
+    service.start_job(job.id)
+    assert launcher.count(job.id) == 0
+    [run] = store.list_runs(job.id)
+    assert run.status is RunStatus.SKIPPED and run.trigger is Trigger.MANUAL
+
+
+def test_past_start_of_repeating_schedule_runs_from_next_grid_point(service, clock):
+    clock.set(at(125))
+    job = service.create_job(make_job("past", schedule=f"R/{iso(0)}/PT1M"))
+    assert service.get_job(job.id).next_run_at == at(180)
+
+
+def test_past_start_of_one_shot_is_refused(service, clock):
+    clock.set(at(125))
+    with pytest.raises(InvalidJob, match="schedule"):
+        service.create_job(make_job("past", schedule=f"R0/{iso(0)}/"))
+
+
+def test_unknown_parent_stores_nothing(service, store):
+    with pytest.raises(InvalidJob, match="parent_jobs"):
+        service.create_job(make_job("child", parent_jobs=("nope",)))
+    assert store.load().jobs == []
+
+
+def test_links_and_cascading_delete_in_one_change(service, store):
+    a = service.create_job(make_job("a", schedule=f"R/{iso(10)}/PT10S"))
+    b = service.create_job(make_job("b", schedule=f"R/{iso(10)}/PT10S"))
+    only = service.create_job(make_job("only", parent_jobs=(a.id,)))
+    shared = service.create_job(make_job("shared", parent_jobs=(a.id, b.id)))
+    assert service.get_job(a.id).dependent_jobs == (only.id, shared.id)
+    assert service.get_job(only.id).next_run_at is None  # children are not armed
+    service.delete_job(a.id)
+    ids = {j.id for j in store.load().jobs}
+    assert ids == {b.id, shared.id}
+    assert service.get_job(shared.id).parent_jobs == (b.id,)
+    assert {j.id: j.parent_jobs for j in store.load().jobs}[shared.id] == (b.id,)
+    with pytest.raises(JobNotFound):
+        service.get_job(only.id)
+
+
+def test_deleted_while_running_is_not_resurrected(service, launcher, store):
+    job = service.create_job(make_job("gone"))
+    service.tick()
+    service.delete_job(job.id)
+    launcher.finish()
+    assert store.load().jobs == []
+    assert store.list_runs(job.id) == []
+
+
+def test_deleted_job_never_fires_again(service, launcher, clock):
+    job = service.create_job(make_job("x", schedule=f"R/{iso(10)}/PT10S"))
+    service.delete_job(job.id)
+    fire(service, clock, 100)
+    assert launcher.count(job.id) == 0
+
+
+def test_app_stats_are_exact(service, launcher, clock):
+    a = service.create_job(make_job("a", schedule=f"R/{iso(10)}/PT10S", retries=1))
+    service.create_job(make_job("b", schedule=f"R/{iso(5)}/PT10S", disabled=True))
+    stats = service.app_stats()
+    assert (stats.jobs, stats.active_jobs, stats.disabled_jobs) == (2, 1, 1)
+    assert stats.next_run_at == at(10)
+    fire(service, clock, 10)
+    launcher.finish(1)
+    launcher.finish(0)
+    stats = service.app_stats()
+    assert (stats.error_count, stats.success_count) == (1, 1)
+    assert stats.last_attempted_run == at(10)
+    assert stats.next_run_at == at(20)
+    service.delete_job(a.id)
+    stats = service.app_stats()
+    assert (stats.jobs, stats.error_count, stats.success_count) == (1, 0, 0)
+    assert stats.last_attempted_run is None and stats.next_run_at is None
+
+
+def test_bad_stored_schedule_is_kept_disabled(store, launcher, clock):
+    from kalad.core.ports import Change
+
+    store.apply([Change(put=(make_job("broken", schedule="5/x/y"),))])
+    svc = build_service(store, launcher, clock)
+    assert svc.load() == 1
+    assert svc.get_job("id-broken").disabled
