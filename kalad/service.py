@@ -15,12 +15,15 @@ import threading
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
+from collections import deque
 from typing import Callable, Iterable, Mapping
 
 from kalad.core.arming import Arming, arm
+from kalad.core.attempt import build_attempt
+from kalad.core.dependents import MAX_CHAIN_DEPTH, follow_ups, link_child, plan_delete
 from kalad.core.errors import InvalidJob, InvalidSchedule, JobNotFound
-from kalad.core.job import Job, JobType, check_definition, command_argv
-from kalad.core.ports import Attempt, Change, Clock, JobStore, Launcher
+from kalad.core.job import Job, check_definition
+from kalad.core.ports import Change, Clock, JobStore, Launcher
 from kalad.core.runs import (
     AttemptOutcome,
     Run,
@@ -39,6 +42,19 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
+class _Chain:
+    """Runs still to do, in order, after a run's outcome; ``outer`` resumes when it empties.
+
+    Children run depth-first like Kala's (a child's own children before its next
+    sibling), but each starts when the previous run ends, never blocking a thread.
+    """
+
+    todo: deque[tuple[str, Trigger]]
+    outer: "_Chain | None"
+    depth: int
+
+
+@dataclass(slots=True)
 class _ActiveRun:
     run_id: str
     job_id: str
@@ -47,7 +63,11 @@ class _ActiveRun:
     scheduled_at: datetime | None
     started_at: datetime
     started_mono: float
+    chain: _Chain | None = None
     attempts: int = 1
+
+
+_Launch = tuple[Job, _ActiveRun]
 
 
 class Service:
@@ -187,12 +207,9 @@ class Service:
             pending = None if job.is_child else schedule.first_at_or_after(now)
             job = replace(job, next_run_at=pending)
             before: dict[str, Job | None] = {job.id: None}
-            parents = []
-            for parent_id in dict.fromkeys(job.parent_jobs):
-                parent = self._jobs[parent_id]
-                before[parent_id] = parent
-                parents.append(replace(parent, dependent_jobs=parent.dependent_jobs + (job.id,)))
+            parents = link_child(self._jobs, job)
             for parent in parents:
+                before[parent.id] = self._jobs[parent.id]
                 self._set(parent)
             self._set(job)
             self._arm(job, now)
@@ -228,7 +245,7 @@ class Service:
                 return ""
             launch = self._start_run(job, Trigger.MANUAL, None, self._clock.now())
         self._launch(launch)
-        return launch[0].run_id
+        return launch[1].run_id
 
     # ---- the timer's side ----------------------------------------------------------
 
@@ -324,7 +341,7 @@ class Service:
             if arming.missed_to else f"missed {arming.missed} occurrence(s)",
         )
 
-    def _fire(self, job: Job, now: datetime) -> tuple[Attempt, _ActiveRun]:
+    def _fire(self, job: Job, now: datetime) -> _Launch:
         """Start the job's due occurrence; its next one is armed only when this run ends."""
         scheduled_at = job.next_run_at
         assert scheduled_at is not None
@@ -334,8 +351,13 @@ class Service:
         return self._start_run(self._jobs[job.id], Trigger.SCHEDULE, scheduled_at, now)
 
     def _start_run(
-        self, job: Job, trigger: Trigger, scheduled_at: datetime | None, now: datetime
-    ) -> tuple[Attempt, _ActiveRun]:
+        self,
+        job: Job,
+        trigger: Trigger,
+        scheduled_at: datetime | None,
+        now: datetime,
+        chain: _Chain | None = None,
+    ) -> _Launch:
         active = _ActiveRun(
             run_id=uuid.uuid4().hex,
             job_id=job.id,
@@ -344,50 +366,48 @@ class Service:
             scheduled_at=scheduled_at,
             started_at=now,
             started_mono=self._clock.monotonic(),
+            chain=chain,
         )
         self._active[active.run_id] = active
-        self._set(replace(job, metadata=replace(job.metadata, last_attempted_run=now)))
+        job = replace(job, metadata=replace(job.metadata, last_attempted_run=now))
+        self._set(job)
         log.info("job=%s run=%s name=%r started (%s)", job.id, active.run_id, job.name, trigger.value)
-        return self._attempt(job, active), active
+        return job, active
 
-    def _attempt(self, job: Job, active: _ActiveRun) -> Attempt:
-        env = dict(self._base_env)
-        env["KALAD_JOB_ID"] = job.id
-        env["KALAD_JOB_NAME"] = job.name
-        env["KALAD_RUN_ID"] = active.run_id
-        env["KALAD_SCHEDULED_AT"] = (
-            active.scheduled_at.isoformat().replace("+00:00", "Z") if active.scheduled_at else ""
-        )
-        if job.type is JobType.LOCAL:
-            argv = command_argv(job.command)
-        else:
-            argv = ()  # remote jobs arrive with issue 3; the launcher reports them as failed
-        return Attempt(active.run_id, job.id, job.name, active.attempts, argv, env)
-
-    def _launch(self, launch: tuple[Attempt, _ActiveRun]) -> None:
-        attempt, active = launch
+    def _launch(self, launch: _Launch) -> None:
+        """Start one attempt; called without the lock held (spawning takes time)."""
+        job, active = launch
+        try:
+            attempt = build_attempt(
+                job, active.run_id, active.attempts, active.scheduled_at, self._base_env
+            )
+        except InvalidJob as exc:
+            now = self._clock.now()
+            self._attempt_done(active, AttemptOutcome(now, now, None, message=str(exc)))
+            return
         self._launcher.launch(attempt, lambda outcome: self._attempt_done(active, outcome))
 
     def _attempt_done(self, active: _ActiveRun, outcome: AttemptOutcome) -> None:
-        retry = None
+        launches: list[_Launch] = []
         with self._lock:
             job = self._jobs.get(active.job_id)
             if job is not None:
                 job = replace(job, metadata=count_attempt(job.metadata, outcome))
                 self._set(job)
-                if self._accepting and should_retry(
-                    job, active.attempts, outcome, active.scheduled_at, self._epsilon(job)
-                ):
-                    active.attempts += 1
-                    retry = (self._attempt(job, active), active)
-            if retry is None:
-                self._finish(active, job, outcome)
-        if retry is not None:
-            log.info("job=%s run=%s attempt %d failed (%s), retrying",
-                     active.job_id, active.run_id, active.attempts - 1, outcome.message)
-            self._launch(retry)
+            if job is not None and self._accepting and should_retry(
+                job, active.attempts, outcome, active.scheduled_at, self._epsilon(job)
+            ):
+                active.attempts += 1
+                launches.append((job, active))
+                log.info("job=%s run=%s attempt %d failed (%s), retrying",
+                         job.id, active.run_id, active.attempts - 1, outcome.message)
+            else:
+                launches.extend(self._finish(active, job, outcome))
+        for launch in launches:
+            self._launch(launch)
 
-    def _finish(self, active: _ActiveRun, job: Job | None, outcome: AttemptOutcome) -> None:
+    def _finish(self, active: _ActiveRun, job: Job | None, outcome: AttemptOutcome) -> list[_Launch]:
+        """Record the run, re-arm its schedule, and return the runs that follow it."""
         del self._active[active.run_id]
         if outcome.success:
             status = RunStatus.SUCCEEDED
@@ -417,7 +437,8 @@ class Service:
         )
         if job is None:
             self._scheduled_running.discard(active.job_id)
-            return  # deleted while running: its runs went with it
+            # Deleted while running: its runs went with it, but the chain goes on.
+            return self._continue(active.chain)
         job = replace(job, metadata=count_run(job.metadata, run))
         if active.trigger is Trigger.SCHEDULE and job.next_run_at is None:
             job = replace(job, is_done=True)
@@ -431,6 +452,29 @@ class Service:
                     runs.append(missed)
                 self._wake()
         self._committer.submit(Change(put=(self._jobs[job.id],), runs=tuple(runs)))
+        then = follow_ups(job, run.success)
+        if not then:
+            return self._continue(active.chain)
+        depth = active.chain.depth + 1 if active.chain else 1
+        if depth > MAX_CHAIN_DEPTH:
+            log.error("job=%s: dependent chain deeper than %d, not following", job.id, MAX_CHAIN_DEPTH)
+            return self._continue(active.chain)
+        return self._continue(_Chain(deque(then), active.chain, depth))
+
+    def _continue(self, chain: _Chain | None) -> list[_Launch]:
+        """Start the next run of the chain (or of the chains it sits in), skipping what can't run."""
+        while chain is not None and self._accepting:
+            while chain.todo:
+                job_id, trigger = chain.todo.popleft()
+                job = self._jobs.get(job_id)
+                if job is None:
+                    log.warning("%s job %s no longer exists, skipped", trigger.value, job_id)
+                elif job.disabled:
+                    self._record_skip(job, trigger, None, "job is disabled")
+                else:
+                    return [self._start_run(job, trigger, None, self._clock.now(), chain)]
+            chain = chain.outer
+        return []
 
     def _record_skip(self, job: Job, trigger: Trigger, scheduled_at: datetime | None, why: str) -> None:
         now = self._clock.now()
@@ -459,40 +503,15 @@ class Service:
         self._settle(ticket, before)
 
     def _delete_locked(self, job_ids: Iterable[str]):
-        doomed: set[str] = set()
-        stack = list(job_ids)
-        while stack:
-            job_id = stack.pop()
-            if job_id in doomed or job_id not in self._jobs:
-                continue
-            doomed.add(job_id)
-            # A child goes once its last parent goes; each parent's doom re-checks it.
-            for child_id in self._jobs[job_id].dependent_jobs:
-                child = self._jobs.get(child_id)
-                if child is not None and all(p in doomed for p in child.parent_jobs):
-                    stack.append(child_id)
+        doomed, survivors = plan_delete(self._jobs, job_ids)
         before: dict[str, Job | None] = {}
-        survivors: dict[str, Job] = {}
-        for job_id in doomed:
-            job = self._jobs[job_id]
-            for other_id in (*job.parent_jobs, *job.dependent_jobs):
-                if other_id in doomed or other_id not in self._jobs:
-                    continue
-                other = survivors.get(other_id, self._jobs[other_id])
-                survivors[other_id] = replace(
-                    other,
-                    parent_jobs=tuple(p for p in other.parent_jobs if p not in doomed),
-                    dependent_jobs=tuple(c for c in other.dependent_jobs if c not in doomed),
-                )
         for job_id in doomed:
             before[job_id] = self._jobs[job_id]
             self._drop(job_id)
-        for job in survivors.values():
+        for job in survivors:
             before[job.id] = self._jobs[job.id]
             self._set(job)
-        ticket = self._committer.submit(
-            Change(put=tuple(survivors.values()), delete=tuple(sorted(doomed)))
-        )
+        ticket = self._committer.submit(Change(put=tuple(survivors), delete=tuple(sorted(doomed))))
         return ticket, before
 
     def _settle(self, ticket, before: dict[str, Job | None]) -> None:

@@ -245,3 +245,106 @@ def test_bad_stored_schedule_is_kept_disabled(store, launcher, clock):
     svc = build_service(store, launcher, clock)
     assert svc.load() == 1
     assert svc.get_job("id-broken").disabled
+
+
+# ---- dependent and on-failure jobs ---------------------------------------------------
+
+
+def finish_next(launcher, exit_status: int = 0) -> str:
+    """End the oldest pending attempt; return its job's name."""
+    return launcher.finish(exit_status).job_name
+
+
+def test_children_run_depth_first_in_creation_order_after_success(service, launcher):
+    parent = service.create_job(make_job("parent", schedule=f"R/{iso(10)}/PT1H"))
+    c1 = service.create_job(make_job("c1", parent_jobs=(parent.id,)))
+    service.create_job(make_job("c2", parent_jobs=(parent.id,)))
+    service.create_job(make_job("g1", parent_jobs=(c1.id,)))
+    service.start_job(parent.id)
+    order = [finish_next(launcher) for _ in range(4)]
+    assert order == ["parent", "c1", "g1", "c2"]
+    assert not launcher.pending
+
+
+def test_failed_parent_runs_its_on_failure_job_not_its_children(service, launcher, store):
+    alarm = service.create_job(make_job("alarm", schedule=f"R/{iso(10)}/PT1H"))
+    parent = service.create_job(make_job("parent", schedule=f"R/{iso(10)}/PT1H",
+                                         retries=1, on_failure_job=alarm.id))
+    service.create_job(make_job("child", parent_jobs=(parent.id,)))
+    service.start_job(parent.id)
+    assert finish_next(launcher, 1) == "parent"
+    assert finish_next(launcher, 1) == "parent"  # the retry
+    assert finish_next(launcher) == "alarm"
+    assert not launcher.pending
+    [run] = store.list_runs(alarm.id)
+    assert run.trigger is Trigger.FAILURE
+
+
+def test_on_failure_job_does_not_run_after_success(service, launcher):
+    alarm = service.create_job(make_job("alarm", schedule=f"R/{iso(10)}/PT1H"))
+    ok = service.create_job(make_job("ok", schedule=f"R/{iso(10)}/PT1H", on_failure_job=alarm.id))
+    service.start_job(ok.id)
+    finish_next(launcher)
+    assert not launcher.pending
+
+
+def test_disabled_child_is_skipped_and_recorded_siblings_go_on(service, launcher, store):
+    parent = service.create_job(make_job("parent", schedule=f"R/{iso(10)}/PT1H"))
+    off = service.create_job(make_job("off", parent_jobs=(parent.id,), disabled=True))
+    service.create_job(make_job("on", parent_jobs=(parent.id,)))
+    service.start_job(parent.id)
+    assert [finish_next(launcher) for _ in range(2)] == ["parent", "on"]
+    [run] = store.list_runs(off.id)
+    assert run.status is RunStatus.SKIPPED and run.trigger is Trigger.PARENT
+
+
+def test_failing_child_does_not_stop_its_siblings(service, launcher):
+    parent = service.create_job(make_job("parent", schedule=f"R/{iso(10)}/PT1H"))
+    service.create_job(make_job("bad", parent_jobs=(parent.id,)))
+    service.create_job(make_job("good", parent_jobs=(parent.id,)))
+    service.start_job(parent.id)
+    assert finish_next(launcher) == "parent"
+    assert finish_next(launcher, 1) == "bad"
+    assert finish_next(launcher) == "good"
+
+
+def test_child_of_two_parents_running_at_once_keeps_exact_counters(service, launcher):
+    a = service.create_job(make_job("a", schedule=f"R/{iso(10)}/PT1H"))
+    b = service.create_job(make_job("b", schedule=f"R/{iso(10)}/PT1H"))
+    child = service.create_job(make_job("child", parent_jobs=(a.id, b.id)))
+    service.start_job(a.id)
+    service.start_job(b.id)
+    launcher.finish(job_id=a.id)
+    launcher.finish(job_id=b.id)
+    assert launcher.count(child.id) == 2  # both runs in flight together
+    launcher.finish(job_id=child.id)
+    launcher.finish(job_id=child.id)
+    meta = service.get_job(child.id).metadata
+    assert (meta.success_count, meta.number_of_finished_runs) == (2, 2)
+
+
+def test_manual_start_overlapping_a_scheduled_run_keeps_exact_counters(service, launcher, clock):
+    job = service.create_job(make_job("j", schedule=f"R/{iso(10)}/PT1H"))
+    fire(service, clock, 10)
+    service.start_job(job.id)
+    launcher.finish(1)
+    launcher.finish(0)
+    meta = service.get_job(job.id).metadata
+    assert (meta.error_count, meta.success_count, meta.number_of_finished_runs) == (1, 1, 2)
+
+
+def test_bad_template_fails_the_attempt_with_its_message(service, launcher, store):
+    job = service.create_job(make_job("t", command="echo {{.Nope}}", template_delimiters="{{ }}"))
+    service.tick()
+    assert not launcher.pending
+    [run] = store.list_runs(job.id)
+    assert run.status is RunStatus.FAILED and "Nope" in run.message
+
+
+def test_template_renders_job_fields_before_each_attempt(service, launcher):
+    job = service.create_job(make_job("named", command="echo {{.Name}} {{.Metadata.ErrorCount}}",
+                                      template_delimiters="{{ }}", retries=1))
+    service.tick()
+    assert launcher.started[-1].argv == ("echo", "named", "0")
+    launcher.finish(1)
+    assert launcher.started[-1].argv == ("echo", "named", "1")

@@ -59,8 +59,20 @@ class JobStore(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """The one HTTP request a remote job's attempt makes, templates already rendered."""
+
+    url: str
+    method: str = "GET"
+    body: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout: float | None = 30.0  # seconds for the whole request; None: no deadline
+    expected_codes: tuple[int, ...] = (200,)
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
-    """One attempt to run a local job: the exact argv and environment to start."""
+    """One attempt of a run: a local command (argv, env) or, with ``request``, an HTTP call."""
 
     run_id: str
     job_id: str
@@ -69,6 +81,7 @@ class Attempt:
     argv: tuple[str, ...]
     env: Mapping[str, str]
     timeout: float | None = None  # seconds; the process group is killed after it
+    request: HttpRequest | None = None
 
 
 class Launcher(Protocol):

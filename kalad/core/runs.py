@@ -62,7 +62,13 @@ class Run:
 
 @dataclass(frozen=True, slots=True)
 class AttemptOutcome:
-    """What one attempt of a run came to, as the launcher reports it."""
+    """What one attempt of a run came to, as the launcher reports it.
+
+    A launcher gives every failed attempt a ``message`` saying why ("exit status 3",
+    "HTTP status 503, expected one of 200"), so an attempt succeeded exactly when it
+    has none and was not killed. ``exit_status`` is the exit code of a command, or
+    the HTTP status of a remote job's response.
+    """
 
     started_at: datetime
     ended_at: datetime
@@ -73,7 +79,7 @@ class AttemptOutcome:
 
     @property
     def success(self) -> bool:
-        return not self.killed and not self.message and self.exit_status == 0
+        return not self.killed and not self.message
 
 
 def should_retry(

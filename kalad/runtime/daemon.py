@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 from datetime import timedelta
 
 from kalad.api.app import create_app
@@ -19,6 +20,7 @@ from kalad.config import Config, listen_address
 from kalad.core.errors import StoreError
 from kalad.runtime import systemd
 from kalad.runtime.clock import SystemClock, local_zone
+from kalad.runtime.remote import RemoteRunner
 from kalad.runtime.server import ApiServer
 from kalad.runtime.signals import SignalQueue
 from kalad.runtime.supervisor import Supervisor
@@ -31,6 +33,26 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOUSEKEEPING_EVERY = 60.0
+
+
+class Launchers:
+    """The service's one launcher: local attempts to the supervisor, HTTP ones to the pool."""
+
+    def __init__(self, local: Supervisor, remote: RemoteRunner) -> None:
+        self.local = local
+        self.remote = remote
+
+    def launch(self, attempt, done) -> None:
+        (self.remote if attempt.request is not None else self.local).launch(attempt, done)
+
+    def terminate_all(self, grace: float) -> None:
+        """Stop both at once, each given the same grace."""
+        remote = threading.Thread(target=self.remote.terminate_all, args=(grace,))
+        remote.start()
+        self.local.terminate_all(grace)
+        remote.join()
+        self.local.stop()
+        self.remote.stop()
 
 
 class StartupError(Exception):
@@ -56,9 +78,10 @@ def serve(config: Config) -> int:
         raise StartupError(f"cannot open the job store: {exc}") from None
     committer = GroupCommitter(store)
     supervisor = Supervisor(clock, reap_orphans=True)
+    launchers = Launchers(supervisor, RemoteRunner(clock))
     service = Service(
         store,
-        supervisor,
+        launchers,
         clock,
         committer,
         local_zone=local_zone(),
@@ -101,8 +124,7 @@ def serve(config: Config) -> int:
     server.stop_listening()
     service.stop_accepting()
     timer.stop()
-    supervisor.terminate_all(config.stop_grace)
-    supervisor.stop()
+    launchers.terminate_all(config.stop_grace)
     server.close()
     committer.close()
     store.close()
