@@ -34,6 +34,9 @@ install:
 	$(PYTHON) -m pip install --prefix=$(PREFIX) $(if $(DESTDIR),--root=$(DESTDIR)) .
 	install -D -m 0644 systemd/kalad.service $(DESTDIR)$(PREFIX)/lib/systemd/system/kalad.service
 	install -D -m 0644 man/kalad.8 $(DESTDIR)$(PREFIX)/share/man/man8/kalad.8
+	install -D -m 0644 man/kalad.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/kalad.conf.5
+	test -e $(DESTDIR)/etc/kalad/kalad.conf || install -D -m 0644 etc/kalad.conf $(DESTDIR)/etc/kalad/kalad.conf
+	install -d $(DESTDIR)/etc/kalad/kalad.conf.d
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info bench/results .pytest_cache

@@ -24,5 +24,8 @@ setup(
         "bench": ["apscheduler>=3.11,<4", "matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["kalad = kalad.cli.kalad:main"]},
-    data_files=[("share/man/man8", ["man/kalad.8"])],
+    data_files=[
+        ("share/man/man8", ["man/kalad.8"]),
+        ("share/man/man5", ["man/kalad.conf.5"]),
+    ],
 )

@@ -1,15 +1,26 @@
 """Every setting of kalad, declared once in ``SETTINGS``.
 
-The table drives the command-line flags and the ``Config`` value; each parser is a
-plain function that raises ``ValueError`` with a message a user can act on, and
-every error is reported, not just the first.
+The table drives everything a setting shows up in: the command-line flags, the
+checks on ``kalad.conf`` and its drop-ins, the ``Config`` value, ``kalad
+print-config`` and the sample ``etc/kalad.conf`` (``python -m kalad.config``
+prints it). Each parser is a plain function that raises ``ValueError`` with a
+message a user can act on, and every error is reported, not just the first.
+Precedence, lowest first: default, main file, drop-ins by name, flags.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import textwrap
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
+
+from kalad import config_files
+from kalad.config_files import DEFAULT_FILE, Problem
+
+EX_USAGE = 2
+EX_CONFIG = 78
 
 
 def parse_bool(text: str) -> bool:
@@ -70,6 +81,8 @@ def parse_choice(*choices: str) -> Callable[[str], str]:
 
 
 def parse_text(text: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise ValueError("must be a single line")
     return text
 
 
@@ -109,9 +122,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("stop_grace", "daemon", 10.0, parse_seconds,
             "seconds running jobs get after SIGTERM at shutdown before SIGKILL",
             ("--stop-grace",), "SECONDS"),
+    Setting("pidfile", "daemon", "/run/kalad/kalad.pid", parse_text,
+            "file the daemon writes its process id to", ("--pidfile",), "FILE"),
     Setting("verbose", "log", False, parse_bool,
             "log at DEBUG level", ("-v", "--verbose"), None),
 )
+
+
+SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(s.section for s in SETTINGS))
+_BY_KEY: dict[tuple[str, str], Setting] = {(s.section, s.name): s for s in SETTINGS}
 
 Config = make_dataclass(
     "Config",
@@ -127,7 +146,29 @@ def listen_address(config: Config) -> tuple[str, int]:
     return host or config.interface, port
 
 
+def format_value(s: Setting, value: Any) -> str:
+    """The text that ``s.parse`` turns back into ``value``: INI files are written with it."""
+    if s.parse is parse_port:
+        host, port = value
+        if not host:
+            return str(port)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def flag_names(s: Setting) -> str:
+    return "/".join(s.flags)
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and one flag per setting; a flag left out keeps the file's value."""
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help=f"config file (default: {DEFAULT_FILE}); drop-ins are read "
+                             "from FILE.d/*.conf")
     for s in SETTINGS:
         if not s.flags:
             continue
@@ -135,34 +176,170 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(*s.flags, dest=s.name, action="store_const", const="yes",
                                 default=argparse.SUPPRESS, help=s.help)
         else:
+            default = format_value(s, s.default) or '""'
             parser.add_argument(*s.flags, dest=s.name, metavar=s.metavar,
-                                default=argparse.SUPPRESS,
-                                help=f"{s.help} (default: {format_default(s)})")
+                                default=argparse.SUPPRESS, help=f"{s.help} (default: {default})")
 
 
-def format_default(s: Setting) -> str:
-    if s.name == "port":
-        return "8000"
-    if isinstance(s.default, bool):
-        return "yes" if s.default else "no"
-    return str(s.default) if s.default != "" else '""'
+@dataclass(frozen=True)
+class Loaded:
+    """The effective config, where each value came from, and every error found."""
+
+    config: Config
+    origins: Mapping[str, str]  # setting name -> "default", "file:line" or "flag -p/--port"
+    files: tuple[str, ...]      # the files read, in order
+    problems: tuple[Problem, ...]
+
+    @property
+    def status(self) -> int:
+        """0, 78 when a file is at fault, or 2 when only flags are (a usage error)."""
+        if not self.problems:
+            return 0
+        return EX_CONFIG if any(p.in_file for p in self.problems) else EX_USAGE
+
+
+def load(flags: Mapping[str, Any], config_file: str | None = None) -> Loaded:
+    """Defaults, then ``config_file`` (or the default file), its drop-ins, then ``flags``.
+
+    ``flags`` is argparse's namespace as a dict; names that are not settings are
+    ignored. A missing default file is fine; a missing ``config_file`` is an error.
+    """
+    chosen: dict[str, Any] = {}
+    origins = {s.name: "default" for s in SETTINGS}
+    paths, problems = config_files.discover(config_file or DEFAULT_FILE,
+                                            required=config_file is not None)
+    files: list[str] = []
+    for path in paths:
+        ini = config_files.read(path)
+        if ini.readable:
+            files.append(path)
+        found = ini.problems + _check_sections(ini)
+        for entry in ini.entries:
+            if entry.section not in SECTIONS:
+                continue  # reported once, at its [section] line
+            s = _BY_KEY.get((entry.section, entry.key))
+            if s is None:
+                found.append(Problem(path, _unknown_key(entry.section, entry.key),
+                                     entry.section, entry.key, entry.line))
+                continue
+            try:
+                chosen[s.name] = s.parse(entry.value)
+                origins[s.name] = f"{path}:{entry.line}"
+            except ValueError as exc:
+                found.append(Problem(path, str(exc), s.section, s.name, entry.line))
+        problems += sorted(found, key=lambda p: p.line)
+    problems += _apply_flags(flags, chosen, origins)
+    return Loaded(Config(**chosen), origins, tuple(files), tuple(problems))
+
+
+def _apply_flags(flags: Mapping[str, Any], chosen: dict[str, Any],
+                 origins: dict[str, str]) -> list[Problem]:
+    problems = []
+    for s in SETTINGS:
+        if flags.get(s.name) is None:
+            continue
+        try:
+            chosen[s.name] = s.parse(flags[s.name])
+            origins[s.name] = f"flag {flag_names(s)}"
+        except ValueError as exc:
+            problems.append(Problem(flag_names(s), str(exc), s.section, s.name,
+                                    in_file=False))
+    return problems
+
+
+def _check_sections(ini: config_files.IniFile) -> list[Problem]:
+    problems = []
+    for section, line in ini.headers:
+        if section not in SECTIONS:
+            problems.append(Problem(ini.path,
+                                    "unknown section" + _did_you_mean(section, SECTIONS),
+                                    section, line=line))
+    return problems
+
+
+def _unknown_key(section: str, key: str) -> str:
+    """The message for a key its section lacks, naming the setting most likely meant."""
+    elsewhere = [s.section for s in SETTINGS if s.name == key]
+    if elsewhere:
+        return f"unknown setting (it belongs in [{elsewhere[0]}])"
+    here = [s.name for s in SETTINGS if s.section == section]
+    hint = _did_you_mean(key, here)
+    if not hint:
+        near = difflib.get_close_matches(key, [s.name for s in SETTINGS], n=1)
+        hint = f" (did you mean '{near[0]}' in [{_by_name(near[0]).section}]?)" if near else ""
+    return "unknown setting" + hint
+
+
+def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    near = difflib.get_close_matches(word.lower(), candidates, n=1)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
+def _by_name(name: str) -> Setting:
+    return next(s for s in SETTINGS if s.name == name)
 
 
 def from_flags(values: dict[str, str]) -> tuple[Config, list[str]]:
-    """Build the config from raw flag values; return it with every error found."""
+    """Build the config from raw flag values alone; return it with every error found."""
     chosen: dict[str, Any] = {}
-    errors: list[str] = []
-    by_name = {s.name: s for s in SETTINGS}
-    for name, raw in values.items():
-        s = by_name.get(name)
-        if s is None:
-            continue
-        try:
-            chosen[name] = s.parse(raw)
-        except ValueError as exc:
-            errors.append(f"{'/'.join(s.flags)}: {exc}")
-    return Config(**chosen), errors
+    problems = _apply_flags(values, chosen, {})
+    return Config(**chosen), [str(p) for p in problems]
+
+
+def print_config(loaded: Loaded) -> str:
+    """The effective config as INI, every setting, each after a comment naming its source.
+
+    Read back as a config file it gives the same ``Config``.
+    """
+    read = ", ".join(loaded.files) or "none"
+    out = ["# kalad: effective configuration", f"# files read: {read}"]
+    for section in SECTIONS:
+        out += ["", f"[{section}]"]
+        for s in _in_section(section):
+            out.append(f"# from {loaded.origins.get(s.name, 'default')}")
+            out.append(_assignment(s, getattr(loaded.config, s.name)))
+    return "\n".join(out) + "\n"
+
+
+SAMPLE_HEADER = f"""\
+# {DEFAULT_FILE}: settings of kalad(8); see kalad.conf(5).
+#
+# Every setting is listed below, commented out, at its built-in default.
+# Files {DEFAULT_FILE}.d/*.conf are read after this one, in lexical
+# order, and command-line flags override them all. "kalad check-config" checks
+# these files; "kalad print-config" shows the values in effect and their source.
+#
+# Generated from kalad's settings table: python -m kalad.config > etc/kalad.conf
+"""
+
+
+def sample_config() -> str:
+    """The sample ``etc/kalad.conf``: every setting, commented out at its default."""
+    out = [SAMPLE_HEADER.rstrip("\n")]
+    for section in SECTIONS:
+        out += ["", f"[{section}]"]
+        for s in _in_section(section):
+            out.append("")
+            out += textwrap.wrap(s.help[0].upper() + s.help[1:] + ".", 77,
+                                 initial_indent="# ", subsequent_indent="# ")
+            if s.flags:
+                out.append(f"# Flag: {', '.join(s.flags)}")
+            out.append("#" + _assignment(s, s.default))
+    return "\n".join(out) + "\n"
+
+
+def _in_section(section: str) -> list[Setting]:
+    return [s for s in SETTINGS if s.section == section]
+
+
+def _assignment(s: Setting, value: Any) -> str:
+    text = format_value(s, value)
+    return f"{s.name} = {text}" if text else f"{s.name} ="
 
 
 def setting_names() -> Sequence[str]:
     return [s.name for s in SETTINGS]
+
+
+if __name__ == "__main__":
+    print(sample_config(), end="")

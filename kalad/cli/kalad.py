@@ -1,7 +1,9 @@
-"""The ``kalad`` command: ``serve`` runs the daemon, ``run`` runs one command as a job would.
+"""The ``kalad`` command: ``serve`` runs the daemon, ``run`` runs one command as a job would,
+``check-config`` and ``print-config`` show what ``serve`` would make of its config.
 
-Errors are one line, ``kalad: error: ...``: exit 2 for bad usage, 1 when the daemon
-cannot start (port taken, store unreadable).
+Errors are one line each, ``kalad: ...``: exit 2 for bad usage (a bad flag value
+included), 78 for a bad config file, listing every error with its file and line,
+1 when the daemon cannot start (port taken, store unreadable).
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     serve = commands.add_parser("serve", help="run the scheduler in the foreground")
     settings.add_flags(serve)
+    check = commands.add_parser(
+        "check-config", help="check the config files (and flags); exit 78 listing every error")
+    settings.add_flags(check)
+    show = commands.add_parser(
+        "print-config", help="print the effective config as INI, each value with its source")
+    settings.add_flags(show)
     run = commands.add_parser("run", help="run a command once exactly as a job would")
     run.add_argument("job_command", metavar="COMMAND", help="the command line, quoted as one word")
     return parser
@@ -34,23 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        return _serve(vars(args))
+    if args.command is None:
+        parser.print_help()
+        return 2
     if args.command == "run":
         return _run(args.job_command)
-    parser.print_help()
-    return 2
+    loaded = settings.load(vars(args), args.config)
+    if loaded.problems:
+        for problem in loaded.problems:
+            print(f"kalad: {problem}", file=sys.stderr)
+        return loaded.status
+    if args.command == "check-config":
+        print(f"ok: {', '.join(loaded.files) or 'no config file, defaults and flags only'}")
+        return 0
+    if args.command == "print-config":
+        print(settings.print_config(loaded), end="")
+        return 0
+    return _serve(loaded.config)
 
 
-def _serve(values: dict[str, str]) -> int:
+def _serve(config: settings.Config) -> int:
     from kalad.runtime import logs
     from kalad.runtime.daemon import StartupError, serve
 
-    config, errors = settings.from_flags(values)
-    if errors:
-        for error in errors:
-            print(f"kalad: error: {error}", file=sys.stderr)
-        return 2
     logs.setup(config.verbose)
     try:
         return serve(config)

@@ -191,3 +191,28 @@ def test_fuzzed_bodies_never_give_5xx(env):
         resp = client.simulate_post("/api/v1/job/", body=body.encode("utf-8", "surrogatepass"))
         assert resp.status_code < 500, (body, resp.text)
         assert "Traceback" not in resp.text
+
+
+def test_kala_crash_cases_are_handled(env):
+    """kala-reference §11.2: inputs that crash Kala must be clean 4xx/2xx here."""
+    client, service, launcher, store = env
+    for schedule in ("5/2030-01-01T00:00:00Z/PT1S", "/2030-01-01T00:00:00Z/PT1S", "r5/x/y"):
+        assert_error(client.simulate_post("/api/v1/job/", body=json.dumps(
+            {"name": "x", "command": "true", "schedule": schedule})), 400, "schedule")
+    # A child with schedule + epsilon + retries that fails (a nil dereference in Kala).
+    parent = create(client)
+    child = create(client, parent_jobs=[parent], epsilon="PT5S", retries=2, schedule=FUTURE)
+    client.simulate_post(f"/api/v1/job/start/{child}/")
+    for _ in range(3):
+        launcher.finish(1)
+    assert not launcher.pending
+    # dependent_jobs posted by a client is not trusted: deleting never follows it.
+    other = create(client, dependent_jobs=[parent, "ghost"])
+    assert client.simulate_get(f"/api/v1/job/{other}/").json["job"]["dependent_jobs"] is None
+    assert client.simulate_delete(f"/api/v1/job/{other}/").status_code == 204
+    assert client.simulate_delete(f"/api/v1/job/{child}/").status_code == 204
+    assert client.simulate_get(f"/api/v1/job/{parent}/").json["job"]["dependent_jobs"] is None
+    # Zero interval with a repeat is refused instead of re-running back-to-back.
+    assert_error(client.simulate_post("/api/v1/job/", body=json.dumps(
+        {"name": "x", "command": "true", "schedule": "R/2030-01-01T00:00:00Z/PT0S"})), 400)
+    assert client.simulate_delete("/api/v1/job/all/").status_code == 204
