@@ -176,6 +176,25 @@ class Service:
                 created=self._clock.now(),
             )
 
+    def upcoming(self, job_id: str, count: int) -> list[datetime]:
+        """The job's next ``count`` occurrences from its pending one (none for a child)."""
+        job = self.get_job(job_id)
+        return self.preview(job.schedule, count, start_from=job.next_run_at) if not (
+            job.is_child or job.is_done or job.next_run_at is None) else []
+
+    def preview(self, schedule: str, count: int, start_from: datetime | None = None) -> list[datetime]:
+        """The first ``count`` occurrences of ``schedule`` at or after now (or ``start_from``).
+
+        Raises ``InvalidJob`` naming the problem, as a create with it would.
+        """
+        parsed = parse_schedule(schedule, self._zone) if schedule else once(self._clock.now())
+        out: list[datetime] = []
+        when = parsed.first_at_or_after(start_from or self._clock.now())
+        while when is not None and len(out) < count:
+            out.append(when)
+            when = parsed.first_after(when)
+        return out
+
     def next_due(self) -> datetime | None:
         with self._lock:
             return self._timeline.next_due()

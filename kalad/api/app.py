@@ -10,7 +10,16 @@ from __future__ import annotations
 import falcon
 
 from kalad.api import errors
-from kalad.api.jobs import AllJobs, JobAction, JobCollection, JobItem, JobRuns, JobStats
+from kalad.api.jobs import (
+    AllJobs,
+    JobAction,
+    JobCollection,
+    JobItem,
+    JobNext,
+    JobRuns,
+    JobStats,
+    SchedulePreview,
+)
 from kalad.api.stats import AppStatsResource
 from kalad.service import Service
 
@@ -25,6 +34,8 @@ def create_app(service: Service) -> falcon.App:
     app.add_route(f"{PREFIX}/job/all", AllJobs(service))
     app.add_route(f"{PREFIX}/job/{{job_id}}", JobItem(service))
     app.add_route(f"{PREFIX}/job/{{job_id}}/runs", JobRuns(service))
+    app.add_route(f"{PREFIX}/job/{{job_id}}/next", JobNext(service))
+    app.add_route(f"{PREFIX}/schedule/next", SchedulePreview(service))
     app.add_route(f"{PREFIX}/job/stats/{{job_id}}", JobStats(service))
     app.add_route(f"{PREFIX}/job/start/{{job_id}}", JobAction(service.start_job))
     app.add_route(f"{PREFIX}/job/enable/{{job_id}}", JobAction(service.enable_job))

@@ -11,7 +11,14 @@ import uuid
 import falcon
 
 from kalad.api.errors import JSON
-from kalad.api.kala_json import dumps, job_to_wire, parse_job, run_to_stat, run_to_wire
+from kalad.api.kala_json import (
+    dumps,
+    format_time,
+    job_to_wire,
+    parse_job,
+    run_to_stat,
+    run_to_wire,
+)
 from kalad.service import Service
 
 MAX_BODY = 1024 * 1024
@@ -107,3 +114,28 @@ class JobAction:
     def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
         self._action(job_id)
         resp.status = falcon.HTTP_204
+
+
+class JobNext:
+    """``GET /job/{id}/next?n=5``: the job's next fire times, computed by the daemon."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        count = req.get_param_as_int("n", min_value=1, max_value=1000, default=5)
+        times = self._service.upcoming(job_id, count)
+        _json(resp, falcon.HTTP_200, {"next": [format_time(t) for t in times]})
+
+
+class SchedulePreview:
+    """``GET /schedule/next?schedule=R/...&n=5``: fire times of a schedule not yet saved."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        schedule = req.get_param("schedule", default="")
+        count = req.get_param_as_int("n", min_value=1, max_value=1000, default=5)
+        times = self._service.preview(schedule, count)
+        _json(resp, falcon.HTTP_200, {"next": [format_time(t) for t in times]})

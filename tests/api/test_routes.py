@@ -216,3 +216,16 @@ def test_kala_crash_cases_are_handled(env):
     assert_error(client.simulate_post("/api/v1/job/", body=json.dumps(
         {"name": "x", "command": "true", "schedule": "R/2030-01-01T00:00:00Z/PT0S"})), 400)
     assert client.simulate_delete("/api/v1/job/all/").status_code == 204
+
+
+def test_next_fire_times_of_a_job_and_of_a_schedule(env):
+    client, *_ = env
+    job_id = create(client, schedule="R2/2030-01-31T00:00:00Z/P1M")
+    got = client.simulate_get(f"/api/v1/job/{job_id}/next", params={"n": "5"}).json
+    assert got == {"next": ["2030-01-31T00:00:00Z", "2030-02-28T00:00:00Z", "2030-03-31T00:00:00Z"]}
+    got = client.simulate_get("/api/v1/schedule/next/",
+                              params={"schedule": "R/2030-01-01T00:00:00Z/PT1H", "n": "2"}).json
+    assert got == {"next": ["2030-01-01T00:00:00Z", "2030-01-01T01:00:00Z"]}
+    assert_error(client.simulate_get("/api/v1/schedule/next", params={"schedule": "5/x/y"}),
+                 400, "schedule")
+    assert_error(client.simulate_get(f"/api/v1/job/{job_id}/next", params={"n": "0"}), 400)
