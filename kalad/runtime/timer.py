@@ -60,13 +60,15 @@ class Timer:
             except Exception:  # one bad job must not stop every schedule
                 log.exception("timer tick failed")
             self._on_beat()
+            # Ask for the next due time before taking our condition: callers of
+            # ``wake`` may hold the service's lock, so ours must stay a leaf lock.
+            due = self._next_due()
             with self._cond:
                 if self._stopping:
                     return
                 if self._woken:
                     self._woken = False
                     continue
-                due = self._next_due()
                 wait = self._max_wait
                 if due is not None:
                     wait = min(wait, max((due - self._clock.now()).total_seconds(), 0.0))
