@@ -20,12 +20,25 @@ setup(
         "python-daemon>=3.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "postgres": ["psycopg[binary]>=3.1"],
+        "mysql": ["PyMySQL>=1.1"],
+        "mariadb": ["PyMySQL>=1.1"],
+        "redis": ["redis>=5"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "psycopg[binary]>=3.1",
+            "PyMySQL>=1.1",
+            "redis>=5",
+        ],
         "bench": ["apscheduler>=3.11,<4", "matplotlib>=3.8"],
     },
-    entry_points={"console_scripts": ["kalad = kalad.cli.kalad:main"]},
+    entry_points={
+        "console_scripts": ["kalad = kalad.cli.kalad:main", "kalactl = kalad.cli.kalactl:main"]
+    },
     data_files=[
         ("share/man/man8", ["man/kalad.8"]),
         ("share/man/man5", ["man/kalad.conf.5"]),
+        ("share/man/man1", ["man/kalactl.1"]),
     ],
 )

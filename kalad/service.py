@@ -20,7 +20,13 @@ from typing import Callable, Iterable, Mapping
 
 from kalad.core.arming import Arming, arm
 from kalad.core.attempt import build_attempt
-from kalad.core.dependents import MAX_CHAIN_DEPTH, follow_ups, link_child, plan_delete
+from kalad.core.dependents import (
+    MAX_CHAIN_DEPTH,
+    follow_ups,
+    forms_loop,
+    link_child,
+    plan_delete,
+)
 from kalad.core.errors import InvalidJob, InvalidSchedule, JobNotFound
 from kalad.core.job import Job, check_definition
 from kalad.core.ports import Change, Clock, JobStore, Launcher
@@ -217,6 +223,11 @@ class Service:
                     raise InvalidJob(f"parent_jobs: job {parent!r} does not exist")
             if job.on_failure_job and job.on_failure_job not in self._jobs:
                 raise InvalidJob(f"on_failure_job: job {job.on_failure_job!r} does not exist")
+            if forms_loop(self._jobs, job.parent_jobs, job.on_failure_job):
+                raise InvalidJob(
+                    f"on_failure_job: job {job.on_failure_job!r} leads back to a parent "
+                    "of this job, so their runs would trigger each other forever"
+                )
             if job.id in self._jobs:
                 raise InvalidJob(f"id: job {job.id!r} already exists")
             job = replace(job, created_at=now, dependent_jobs=(), is_done=False)

@@ -188,7 +188,7 @@ def test_bad_flags_alone_are_a_usage_error():
     assert loaded.status == 2
     assert messages(loaded) == [
         "-p/--port: [api] port: 'x' is not a port or host:port",
-        "--jobdb: [store] jobdb: 'bolt' is not one of lmdb, memory",
+        "--jobdb: [store] jobdb: 'bolt' is not one of lmdb, sqlite, postgres, mysql, mariadb, redis, memory",
     ]
 
 

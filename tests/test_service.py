@@ -348,3 +348,13 @@ def test_template_renders_job_fields_before_each_attempt(service, launcher):
     assert launcher.started[-1].argv == ("echo", "named", "0")
     launcher.finish(1)
     assert launcher.started[-1].argv == ("echo", "named", "1")
+
+
+def test_on_failure_job_leading_back_to_a_parent_is_refused(service, store):
+    a = service.create_job(make_job("a", schedule=f"R/{iso(10)}/PT1H"))
+    b = service.create_job(make_job("b", parent_jobs=(a.id,)))
+    with pytest.raises(InvalidJob, match="leads back"):
+        service.create_job(make_job("loop", parent_jobs=(a.id,), on_failure_job=a.id))
+    with pytest.raises(InvalidJob, match="leads back"):
+        service.create_job(make_job("loop2", parent_jobs=(b.id,), on_failure_job=a.id))
+    assert len(store.load().jobs) == 2

@@ -9,6 +9,7 @@ included), 78 for a bad config file, listing every error with its file and line,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import threading
@@ -16,6 +17,7 @@ import uuid
 from typing import Sequence
 
 from kalad import config as settings
+from kalad.cli import copy_store
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,8 +28,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kalad", description="A job scheduler daemon, compatible with Kala.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    serve = commands.add_parser("serve", help="run the scheduler in the foreground")
+    serve = commands.add_parser("serve", help="run the scheduler (in the foreground unless "
+                                              "--daemon)")
     settings.add_flags(serve)
+    serve.add_argument("--daemon", action="store_true",
+                       help="detach into the background, write the pid file (--pidfile) and "
+                            "exit once the daemon is ready; for hosts without systemd")
     check = commands.add_parser(
         "check-config", help="check the config files (and flags); exit 78 listing every error")
     settings.add_flags(check)
@@ -36,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_flags(show)
     run = commands.add_parser("run", help="run a command once exactly as a job would")
     run.add_argument("job_command", metavar="COMMAND", help="the command line, quoted as one word")
+    copy = commands.add_parser(
+        "copy-store", help="copy every job, link and run from one store to another")
+    copy_store.add_arguments(copy)
     return parser
 
 
@@ -47,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "run":
         return _run(args.job_command)
+    if args.command == "copy-store":
+        return copy_store.run(args)
     loaded = settings.load(vars(args), args.config)
     if loaded.problems:
         for problem in loaded.problems:
@@ -58,19 +69,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "print-config":
         print(settings.print_config(loaded), end="")
         return 0
-    return _serve(loaded.config)
+    here = os.getcwd()
+    config_file = os.path.abspath(args.config) if args.config else None
+
+    def reload() -> settings.Loaded:
+        again = settings.load(vars(args), config_file)
+        return dataclasses.replace(again, config=_absolute_paths(again.config, here))
+
+    return _serve(_absolute_paths(loaded.config, here), reload, daemonize=args.daemon)
 
 
-def _serve(config: settings.Config) -> int:
+def _absolute_paths(config: settings.Config, base: str) -> settings.Config:
+    """Relative paths taken against the starting directory: --daemon moves to ``/``."""
+    return dataclasses.replace(config, lmdb_path=os.path.join(base, config.lmdb_path),
+                               pidfile=os.path.join(base, config.pidfile))
+
+
+def _serve(config: settings.Config, reload, *, daemonize: bool) -> int:
     from kalad.runtime import logs
     from kalad.runtime.daemon import StartupError, serve
 
-    logs.setup(config.verbose)
+    target = logs.choose_target(config.target, daemonize)
+    if not daemonize:
+        logs.setup(logs.level_of(config), target)
+        try:
+            return serve(config, reload=reload)
+        except StartupError as exc:
+            print(f"kalad: error: {exc}", file=sys.stderr)
+            return 1
+
+    from kalad.runtime import forking
+
+    fallback = logs.describe_fallback(config.target, daemonize, target)
+    if fallback:
+        print(f"kalad: warning: {fallback}", file=sys.stderr, flush=True)
     try:
-        return serve(config)
-    except StartupError as exc:
-        print(f"kalad: error: {exc}", file=sys.stderr)
+        detached = forking.detach(config.pidfile, keep_stderr=target != "syslog")
+    except forking.DetachError as exc:
+        print(f"kalad: error: cannot detach: {exc}", file=sys.stderr)
         return 1
+    # From here on this is the daemon; its launcher exits when told ready or failed.
+    import logging
+
+    log = logging.getLogger("kalad.daemon")
+    try:
+        logs.setup(logs.level_of(config), target)
+        if detached.pidfile.stale:
+            log.warning("replaced stale pid file %s (pid %s is not running)",
+                        detached.pidfile.path, detached.pidfile.stale)
+        log.info("detached, pid %d, pid file %s", os.getpid(), detached.pidfile.path)
+        return serve(config, reload=reload, on_ready=detached.ready)
+    except StartupError as exc:
+        log.error("%s", exc)
+        detached.fail(str(exc))
+        return 1
+    except BaseException as exc:
+        log.exception("kalad failed")
+        detached.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        detached.close()
 
 
 def _run(command: str) -> int:

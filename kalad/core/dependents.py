@@ -2,8 +2,9 @@
 
 Links are stored on both sides (``parent_jobs`` on the child, ``dependent_jobs`` on
 each parent, in creation order) and always changed together in one store change.
-Cycles cannot arise: a new job may only name parents (and an ``on_failure_job``)
-that already exist, and its own id is new.
+A new job may only name parents and an ``on_failure_job`` that already exist, and
+its own id is new, so parent/child links alone cannot loop; ``forms_loop`` refuses
+the one loop left, through an ``on_failure_job`` that leads back to a parent.
 """
 
 from __future__ import annotations
@@ -29,6 +30,31 @@ def follow_ups(job: Job, success: bool) -> list[tuple[str, Trigger]]:
     if job.on_failure_job:
         return [(job.on_failure_job, Trigger.FAILURE)]
     return []
+
+
+def forms_loop(jobs: Mapping[str, Job], parents: Iterable[str], on_failure: str) -> bool:
+    """Whether runs triggered from ``on_failure`` could lead back to one of ``parents``.
+
+    A new child X of P with ``on_failure_job`` F adds P -> X -> F; that closes a
+    loop exactly when F already reaches P through children or failure jobs.
+    """
+    targets = set(parents)
+    if not on_failure or not targets:
+        return False
+    seen: set[str] = set()
+    stack = [on_failure]
+    while stack:
+        job_id = stack.pop()
+        if job_id in targets:
+            return True
+        job = jobs.get(job_id)
+        if job is None or job_id in seen:
+            continue
+        seen.add(job_id)
+        stack.extend(job.dependent_jobs)
+        if job.on_failure_job:
+            stack.append(job.on_failure_job)
+    return False
 
 
 def plan_delete(jobs: Mapping[str, Job], job_ids: Iterable[str]) -> tuple[set[str], list[Job]]:

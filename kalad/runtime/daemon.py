@@ -1,24 +1,27 @@
 """The daemon's wiring and lifecycle: the only place concrete parts are put together.
 
 Start-up order: store -> load jobs -> supervisor -> timer -> API bound -> ready.
-Shutdown order: stop listening -> no new runs -> stop the timer -> SIGTERM every
-running job's process group, SIGKILL after the grace -> record their outcomes ->
-commit what is queued -> close the store -> exit 0.
+Shutdown order: STOPPING=1 -> stop listening -> no new runs -> stop the timer ->
+SIGTERM every running job's process group, SIGKILL after the grace (or at a second
+SIGTERM) -> record their outcomes -> commit what is queued -> close the store -> exit 0.
+SIGHUP re-reads the config; the main thread also refreshes ``STATUS=`` and prunes runs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import threading
 from datetime import timedelta
+from typing import Callable
 
 from kalad.api.app import create_app
 from kalad.api.jobs import MAX_BODY
-from kalad.config import Config, listen_address
+from kalad.config import SETTINGS, Config, Loaded, format_value, listen_address
 from kalad.core.errors import StoreError
-from kalad.runtime import systemd
+from kalad.runtime import logs, systemd
 from kalad.runtime.clock import SystemClock, local_zone
 from kalad.runtime.remote import RemoteRunner
 from kalad.runtime.server import ApiServer
@@ -33,6 +36,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOUSEKEEPING_EVERY = 60.0
+STATUS_EVERY = 2.0
+# Settings a SIGHUP applies at once; any other change waits for a restart.
+LIVE_SETTINGS = frozenset({"verbose", "level", "jobstat_ttl", "stop_grace"})
+_STOPPED = -1  # posted to the signal queue when the jobs are stopped
 
 
 class Launchers:
@@ -54,6 +61,11 @@ class Launchers:
         self.local.stop()
         self.remote.stop()
 
+    def hurry(self) -> None:
+        """Skip what is left of the grace: SIGKILL local jobs, abandon remote ones."""
+        self.local.hurry()
+        self.remote.hurry()
+
 
 class StartupError(Exception):
     """Start-up cannot go on; the message is the one line the user sees."""
@@ -68,23 +80,37 @@ def job_environment(environ: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def serve(config: Config) -> int:
-    """Run the daemon in the foreground until SIGTERM/SIGINT; return the exit status."""
-    signals = SignalQueue(signal.SIGTERM, signal.SIGINT)
+def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
+          on_ready: Callable[[], None] | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; return the exit status.
+
+    ``reload`` re-reads the config on SIGHUP (the same loader as start-up);
+    ``on_ready`` runs once the API is bound, right after ``READY=1``.
+    """
+    signals = SignalQueue(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     clock = SystemClock()
     try:
-        store = open_store(config.jobdb, lmdb_path=config.lmdb_path, keep_runs=config.keep_runs)
-    except (StoreError, OSError) as exc:
+        store = open_store(
+            config.jobdb,
+            lmdb_path=config.lmdb_path,
+            keep_runs=config.keep_runs,
+            address=config.jobdb_address or None,
+            username=config.jobdb_username or None,
+            password=config.jobdb_password or None,
+            prefix=config.jobdb_prefix,
+        )
+    except (StoreError, OSError, ValueError) as exc:
         raise StartupError(f"cannot open the job store: {exc}") from None
     committer = GroupCommitter(store)
     supervisor = Supervisor(clock, reap_orphans=True)
     launchers = Launchers(supervisor, RemoteRunner(clock))
+    zone = local_zone()
     service = Service(
         store,
         launchers,
         clock,
         committer,
-        local_zone=local_zone(),
+        local_zone=zone,
         base_env=job_environment(dict(os.environ)),
         default_owner=config.default_owner,
         recent_stats=config.stats_per_job,
@@ -103,33 +129,148 @@ def serve(config: Config) -> int:
         committer.close()
         store.close()
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    timer = Timer(service.tick, service.next_due, clock)
+    watchdog = systemd.Watchdog.from_environ(clock.monotonic)
+    timer = Timer(service.tick, service.next_due, clock, max_wait=watchdog.max_wait(1.0),
+                  on_beat=watchdog.beat)
     service.set_waker(timer.wake)
     supervisor.start()
     timer.start()
     server.start()
     bound_host, bound_port = server.address
-    log.info("kalad ready: %d jobs, API on http://%s:%s/api/v1/, store %s",
-             count, bound_host, bound_port, config.jobdb)
-    systemd.notify("READY=1", f"STATUS={count} jobs", f"MAINPID={os.getpid()}")
+    log.info("kalad ready: %d jobs, API on http://%s:%s/api/v1/, store %s%s",
+             count, bound_host, bound_port, config.jobdb,
+             f", watchdog ping every {watchdog.interval:g}s" if watchdog.enabled else "")
+    status = status_line(service, clock, zone)
+    systemd.notify("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
+    if on_ready is not None:
+        on_ready()
 
+    next_housekeeping = clock.monotonic() + HOUSEKEEPING_EVERY
     while True:
-        signum = signals.get(timeout=HOUSEKEEPING_EVERY)
-        if signum is not None:
+        signum = signals.get(timeout=STATUS_EVERY)
+        if signum in (signal.SIGTERM, signal.SIGINT):
             log.info("received %s, stopping", signal.Signals(signum).name)
             break
-        housekeeping(config, store, clock)
+        if signum == signal.SIGHUP:
+            systemd.notify("RELOADING=1", f"MONOTONIC_USEC={int(clock.monotonic() * 1e6)}")
+            config = reload_config(config, reload)
+            systemd.notify("READY=1", f"STATUS={status}")
+        now_status = status_line(service, clock, zone)
+        if now_status != status:
+            status = now_status
+            systemd.notify(f"STATUS={status}")
+        if clock.monotonic() >= next_housekeeping:
+            next_housekeeping = clock.monotonic() + HOUSEKEEPING_EVERY
+            housekeeping(config, store, clock)
 
-    systemd.notify("STOPPING=1")
+    running = service.running()
+    systemd.notify("STOPPING=1", f"STATUS=stopping, {running} job{'s' if running != 1 else ''}"
+                   f" running, grace {config.stop_grace:g}s")
     server.stop_listening()
     service.stop_accepting()
     timer.stop()
-    launchers.terminate_all(config.stop_grace)
+    stop_jobs(launchers, config.stop_grace, signals)
     server.close()
     committer.close()
     store.close()
     log.info("kalad stopped")
     return 0
+
+
+def stop_jobs(launchers: Launchers, grace: float, signals: SignalQueue) -> None:
+    """Stop every job within ``grace``; a second SIGTERM/SIGINT meanwhile skips the rest.
+
+    The stopping runs on a helper thread so the main thread keeps reading signals.
+    """
+    stopper = threading.Thread(target=_stop_then_post, args=(launchers, grace, signals),
+                               name="stopper")
+    stopper.start()
+    hurried = False
+    while True:
+        signum = signals.get()
+        if signum == _STOPPED:
+            break
+        if signum in (signal.SIGTERM, signal.SIGINT) and not hurried:
+            hurried = True
+            log.warning("received %s again: killing the remaining jobs now",
+                        signal.Signals(signum).name)
+            launchers.hurry()
+        elif signum == signal.SIGHUP:
+            log.info("ignoring SIGHUP: stopping")
+    stopper.join()
+
+
+def _stop_then_post(launchers: Launchers, grace: float, signals: SignalQueue) -> None:
+    try:
+        launchers.terminate_all(grace)
+    except Exception:
+        log.exception("stopping the running jobs failed")
+    finally:
+        signals.post(_STOPPED)
+
+
+def status_line(service: Service, clock, zone) -> str:
+    """``42 jobs, 1 running, next run 12:00:05``: the systemctl status line."""
+    stats = service.app_stats()
+    parts = [f"{stats.jobs} job{'' if stats.jobs == 1 else 's'}"]
+    if stats.disabled_jobs:
+        parts.append(f"{stats.disabled_jobs} disabled")
+    running = service.running()
+    if running:
+        parts.append(f"{running} running")
+    if stats.next_run_at is not None:
+        when = stats.next_run_at.astimezone(zone)
+        today = clock.now().astimezone(zone).date()
+        parts.append("next run " + when.strftime(
+            "%H:%M:%S" if when.date() == today else "%Y-%m-%d %H:%M:%S"))
+    return ", ".join(parts)
+
+
+def reload_config(current: Config, reload: Callable[[], Loaded] | None) -> Config:
+    """SIGHUP: re-read the config; apply what can change live, name what needs a restart.
+
+    An unreadable or invalid config is logged, every error, and the current one kept.
+    """
+    if reload is None:
+        log.warning("received SIGHUP, but this daemon has no config to re-read")
+        return current
+    log.info("received SIGHUP, re-reading the configuration")
+    try:
+        loaded = reload()
+    except Exception as exc:  # the loader reports problems; anything else is a bug, logged
+        log.exception("re-reading the configuration failed: %s; keeping the current one", exc)
+        return current
+    if loaded.problems:
+        for problem in loaded.problems:
+            log.error("config: %s", problem)
+        log.error("configuration has %d error%s; keeping the current one",
+                  len(loaded.problems), "" if len(loaded.problems) == 1 else "s")
+        return current
+    new = loaded.config
+    live: dict[str, object] = {}
+    later: list[str] = []
+    for s in SETTINGS:
+        old_value, new_value = getattr(current, s.name), getattr(new, s.name)
+        if old_value == new_value:
+            continue
+        change = (f"[{s.section}] {s.name} {format_value(s, old_value) or '(empty)'} -> "
+                  f"{format_value(s, new_value) or '(empty)'}")
+        if s.name in LIVE_SETTINGS:
+            live[s.name] = new_value
+            log.info("config: %s (applied)", change)
+        else:
+            later.append(s.name)
+            log.warning("config: %s needs a restart", change)
+    if not live and not later:
+        log.info("configuration unchanged")
+        return current
+    applied = dataclasses.replace(current, **live)
+    if logs.level_of(applied) != logs.level_of(current):
+        logs.set_level(logs.level_of(applied))
+    log.info("configuration reloaded: %d change%s applied, %d waiting for a restart%s",
+             len(live), "" if len(live) == 1 else "s", len(later),
+             f" ({', '.join(later)})" if later else "")
+    return applied
 
 
 def housekeeping(config: Config, store, clock) -> None:

@@ -1,16 +1,116 @@
-"""Logging set-up: stdlib logging to stderr, one line per record, greppable key=value."""
+"""Logging set-up: where log lines go and how each is framed.
+
+Three targets. Under systemd, standard error is the journal's stream
+(``$JOURNAL_STREAM`` names its device and inode): every line gets an sd-daemon
+``<N>`` priority prefix, so journald keeps the level, and no timestamp, since
+journald adds one. A forking daemon without systemd logs to syslog. Anything else
+(a terminal, a file, a test) gets plain lines with a timestamp.
+"""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import os
+import stat
 import sys
+from typing import TextIO
+
+SYSLOG_SOCKET = "/dev/log"
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR}
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def setup(verbose: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+def priority(levelno: int) -> int:
+    """The syslog priority of a logging level, as sd-daemon(3) prefixes want it."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+class JournalFormatter(logging.Formatter):
+    """``<N>name: message``, the prefix repeated on every line of a multi-line record."""
+
+    def __init__(self) -> None:
+        super().__init__("%(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
+def is_journal_stream(stream: TextIO | None = None) -> bool:
+    """Whether ``stream`` (stderr by default) is the one ``$JOURNAL_STREAM`` names."""
+    value = os.environ.get("JOURNAL_STREAM", "")
+    dev, sep, ino = value.partition(":")
+    if not sep:
+        return False
+    try:
+        st = os.fstat((stream or sys.stderr).fileno())
+        return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def choose_target(target: str, daemon: bool) -> str:
+    """Resolve the ``[log] target`` setting: ``journal``, ``syslog`` or ``stderr``.
+
+    ``auto`` means the journal when stderr is its stream, syslog in ``--daemon``
+    mode when ``/dev/log`` exists, else stderr. Forced ``syslog`` without the
+    socket also falls back to stderr; ``describe_fallback`` says why.
+    """
+    if target == "stderr":
+        return "journal" if is_journal_stream() else "stderr"
+    if target == "auto" and is_journal_stream():
+        return "journal"
+    if target == "syslog" or (target == "auto" and daemon):
+        return "syslog" if syslog_available() else "stderr"
+    return "stderr"
+
+
+def syslog_available() -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(SYSLOG_SOCKET).st_mode)
+    except OSError:
+        return False
+
+
+def describe_fallback(target: str, daemon: bool, chosen: str) -> str | None:
+    """The warning to give when syslog was wanted but is not there, else None."""
+    if chosen == "stderr" and (target == "syslog" or (target == "auto" and daemon)):
+        return (f"no syslog socket at {SYSLOG_SOCKET}; logging to the standard error "
+                "kalad was started with")
+    return None
+
+
+def level_of(config) -> int:
+    return logging.DEBUG if config.verbose else LEVELS[config.level]
+
+
+def setup(level: int = logging.INFO, target: str = "stderr") -> None:
+    """Send every record of ``level`` and above to ``target`` (see ``choose_target``)."""
+    handler: logging.Handler
+    if target == "syslog":
+        handler = logging.handlers.SysLogHandler(
+            address=SYSLOG_SOCKET, facility=logging.handlers.SysLogHandler.LOG_DAEMON)
+        handler.setFormatter(logging.Formatter("kalad[%(process)d]: %(name)s: %(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JournalFormatter() if target == "journal"
+                             else logging.Formatter(PLAIN_FORMAT))
     root = logging.getLogger()
+    for old in root.handlers:
+        old.close()
     root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.setLevel(level)
+
+
+def set_level(level: int) -> None:
+    logging.getLogger().setLevel(level)

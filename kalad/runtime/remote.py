@@ -260,6 +260,7 @@ class RemoteRunner:
         self._changed = threading.Condition(self._lock)
         self._calls: set[_Call] = set()  # (lock) launched, not yet reported
         self._closing = False  # (lock) terminate_all or stop began: launch refuses
+        self._hurried = False  # (lock) hurry(): terminate_all gives up waiting now
 
     def launch(self, attempt: Attempt, done: Done) -> None:
         """Queue the request and return; ``done`` runs once, on a worker thread.
@@ -292,7 +293,7 @@ class RemoteRunner:
         deadline = now + max(grace, 0.0)
         next_report = now
         with self._changed:
-            while self._calls and now < deadline:
+            while self._calls and now < deadline and not self._hurried:
                 if now >= next_report:
                     next_report = now + 1.0
                     log.info("waiting for %d request%s: %s", len(self._calls),
@@ -314,6 +315,12 @@ class RemoteRunner:
         with self._changed:
             while self._calls:  # reported by their workers right now
                 self._changed.wait()
+
+    def hurry(self) -> None:
+        """Make a running (or the next) ``terminate_all`` stop waiting for requests now."""
+        with self._changed:
+            self._hurried = True
+            self._changed.notify_all()
 
     def stop(self) -> None:
         """Shut the pool down, first reporting anything still running as killed.

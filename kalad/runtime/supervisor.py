@@ -158,6 +158,7 @@ class Supervisor:
         self._pending: list[_Child] = []  # (lock) launched, not yet in the selector
         self._woken = False  # (lock) a wake-up is already in the eventfd
         self._closing = False  # (lock) terminate_all or stop began: launch refuses
+        self._hurried = False  # (lock) hurry(): terminate_all skips what is left of its grace
         self._stopping = False
         self._timers: list[tuple[float, int, _Child, str]] = []  # watcher thread only
         self._seq = itertools.count()
@@ -277,9 +278,9 @@ class Supervisor:
                 self._woken = True
             if wake:
                 self._wake()  # under _spawn_lock: stop() cannot have closed the eventfd
-        log.debug("spawned job=%s run=%s attempt=%d pid=%d argv=%r timeout=%s",
-                  attempt.job_name, attempt.run_id, attempt.number, pid, attempt.argv,
-                  attempt.timeout)
+        log.debug("spawned job=%s run=%s pid=%d name=%r attempt=%d argv=%r timeout=%s",
+                  attempt.job_id, attempt.run_id, pid, attempt.job_name, attempt.number,
+                  attempt.argv, attempt.timeout)
         return ""
 
     def _failed(self, attempt: Attempt, done: Done, started_at: datetime, message: str,
@@ -318,7 +319,7 @@ class Supervisor:
                 self._stop_child(child, signal.SIGTERM, shutdown=True)
             while self._children:
                 now = self._clock.monotonic()
-                if not escalated and now >= deadline:
+                if not escalated and (now >= deadline or self._hurried):
                     escalated = True
                     for child in self._children.values():
                         if not child.reaped:
@@ -336,6 +337,12 @@ class Supervisor:
                 if self._thread is None or not self._thread.is_alive():
                     raise RuntimeError("the supervisor's watcher thread died")
                 self._changed.wait(max(wait_until - now, 0.001))
+
+    def hurry(self) -> None:
+        """Make a running (or the next) ``terminate_all`` SIGKILL now, skipping its grace."""
+        with self._changed:
+            self._hurried = True
+            self._changed.notify_all()
 
     def _stop_child(self, child: _Child, sig: signal.Signals, shutdown: bool) -> None:
         """Signal the child's group, remembering why (call with ``_lock`` held)."""

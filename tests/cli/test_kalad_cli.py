@@ -32,7 +32,7 @@ def broken_lines(path: Path) -> list[str]:
     return [
         f"kalad: {path}:2: [api] prot: unknown setting (did you mean 'port'?)",
         f"kalad: {path}:4: [api] port: duplicate setting (first set at line 3)",
-        f"kalad: {path}:6: [store] jobdb: 'bolt' is not one of lmdb, memory",
+        f"kalad: {path}:6: [store] jobdb: 'bolt' is not one of lmdb, sqlite, postgres, mysql, mariadb, redis, memory",
     ]
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -14,25 +13,22 @@ from kalad.core.ports import Change, JobStore
 from kalad.core.runs import Run, RunStatus, Trigger
 from kalad.store import open_store
 
+BACKENDS = ("memory", "lmdb", "sqlite", "postgres", "mysql", "redis")
+
 T0 = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 MakeStore = Callable[..., JobStore]
 
 
-@pytest.fixture(params=["memory", "lmdb"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
-    """Opens stores of one backend (each in its own directory) and closes them afterwards."""
-    opened: list[JobStore] = []
+@pytest.fixture(params=BACKENDS)
+def make_store(
+    request: pytest.FixtureRequest, backend: Callable[[str], Any]
+) -> Iterator[MakeStore]:
+    """Opens stores of one backend (each in its own directory, file or table prefix).
 
-    def make(keep_runs: int = 1000) -> JobStore:
-        path = str(tmp_path / f"lmdb{len(opened)}")
-        store = open_store(request.param, lmdb_path=path, keep_runs=keep_runs)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
+    Stores are closed, and server-side tables/keys dropped, by the ``backend`` fixture.
+    """
+    yield backend(request.param)
 
 
 def at(seconds: float) -> datetime:
@@ -224,5 +220,43 @@ def test_calls_after_close_raise_store_unavailable(make_store: MakeStore) -> Non
 
 
 def test_unknown_store_kind_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="lmdb, memory"):
+    with pytest.raises(ValueError, match="lmdb, mariadb, memory, mysql, postgres, redis, sqlite"):
         open_store("sqlite3")
+
+
+def test_one_writer_and_several_readers_at_once(make_store: MakeStore) -> None:
+    import threading
+
+    store = make_store(keep_runs=5)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            for n in range(40):
+                store.apply([Change(put=(job(f"j{n % 4}"),), runs=(run(f"j{n % 4}", n),))])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                for n in range(4):
+                    runs = store.list_runs(f"j{n}", limit=3)
+                    assert len(runs) <= 3
+                    assert runs == sorted(runs, key=lambda r: (r.started_at, r.id))
+                store.load()
+                store.prune_runs(at(-100))  # prunes nothing, but takes the write path
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write)] + [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sorted(j.id for j in store.load().jobs) == ["j0", "j1", "j2", "j3"]
+    assert ids(store.list_runs("j3")) == [f"run-{n:03d}" for n in (19, 23, 27, 31, 35, 39)][-5:]

@@ -1,0 +1,68 @@
+"""Log framing: sd-daemon priority prefixes on every line, the journal-stream check, targets."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from kalad.runtime import logs
+
+
+def record(level: int, msg: str, exc_info=None) -> logging.LogRecord:
+    return logging.LogRecord("kalad.x", level, __file__, 1, msg, (), exc_info)
+
+
+def test_every_line_of_a_traceback_is_prefixed():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    text = logs.JournalFormatter().format(record(logging.ERROR, "job=a failed\nsecond", exc_info))
+    lines = text.split("\n")
+    assert len(lines) > 4
+    assert all(line.startswith("<3>") for line in lines)
+    assert lines[0] == "<3>kalad.x: job=a failed"
+    assert lines[-1] == "<3>ValueError: boom"
+
+
+def test_priorities():
+    assert [logs.priority(level) for level in
+            (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)] == \
+        [7, 6, 4, 3, 2]
+
+
+def test_journal_stream_must_name_this_very_stream(tmp_path, monkeypatch):
+    with open(tmp_path / "err", "w") as stream, open(tmp_path / "other", "w") as other:
+        st = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        assert logs.is_journal_stream(stream)
+        assert not logs.is_journal_stream(other)
+        monkeypatch.setenv("JOURNAL_STREAM", "garbage")
+        assert not logs.is_journal_stream(stream)
+        monkeypatch.delenv("JOURNAL_STREAM")
+        assert not logs.is_journal_stream(stream)
+
+
+def test_targets_without_journal_or_syslog(monkeypatch):
+    monkeypatch.delenv("JOURNAL_STREAM", raising=False)
+    monkeypatch.setattr(logs, "SYSLOG_SOCKET", "/nonexistent/log")
+    assert logs.choose_target("auto", daemon=False) == "stderr"
+    assert logs.choose_target("auto", daemon=True) == "stderr"
+    assert "no syslog socket at /nonexistent/log" in logs.describe_fallback("auto", True, "stderr")
+    assert logs.describe_fallback("auto", False, "stderr") is None
+    assert logs.choose_target("syslog", daemon=False) == "stderr"
+
+
+def test_setup_and_set_level():
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.setup(logging.WARNING, "journal")
+        assert isinstance(root.handlers[0].formatter, logs.JournalFormatter)
+        assert root.level == logging.WARNING
+        logs.set_level(logging.DEBUG)
+        assert root.level == logging.DEBUG
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
