@@ -163,7 +163,8 @@ def _build(spec: HttpRequest) -> urllib.request.Request:
         raise _Invalid(f"invalid method {method!r}")
     try:
         parts = urlsplit(spec.url)
-        host, _port = parts.hostname, parts.port
+        host = parts.hostname
+        parts.port  # raises ValueError for a port that is not a number in range
     except ValueError as exc:
         raise _Invalid(f"invalid URL {spec.url!r}: {exc}") from None
     if parts.scheme.lower() not in ("http", "https") or not host:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 
 from kalad import config as settings
 from kalad.core.ports import Attempt

@@ -64,7 +64,7 @@ def test_jobs_and_runs_survive_close_and_reopen(tmp_path: Path) -> None:
 
 
 def test_an_applied_change_survives_kill_9(path: Path) -> None:
-    script = f"""
+    script = """
 import os, sys
 from datetime import datetime, timezone
 from kalad.core.job import Job
