@@ -10,6 +10,7 @@ holds up the API or the timer.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -74,6 +75,15 @@ class _ActiveRun:
 
 
 _Launch = tuple[Job, _ActiveRun]
+
+
+@functools.lru_cache(maxsize=1024)
+def _epsilon_window(text: str) -> timedelta | None:
+    """Epsilon as a window; a stored value that no longer parses means no window."""
+    try:
+        return parse_duration(text, "epsilon").approx()
+    except InvalidSchedule:
+        return None
 
 
 class Service:
@@ -234,6 +244,8 @@ class Service:
             schedule = self._schedule_of(job)
             if job.schedule and not job.is_child:
                 check_new_schedule(schedule, now)
+            if job.epsilon:
+                parse_duration(job.epsilon, "epsilon")
             pending = None if job.is_child else schedule.first_at_or_after(now)
             job = replace(job, next_run_at=pending)
             before: dict[str, Job | None] = {job.id: None}
@@ -319,12 +331,7 @@ class Service:
         return once(job.created_at)
 
     def _epsilon(self, job: Job) -> timedelta | None:
-        if not job.epsilon:
-            return None
-        try:
-            return parse_duration(job.epsilon, "epsilon").approx()
-        except InvalidSchedule:
-            return None
+        return _epsilon_window(job.epsilon) if job.epsilon else None
 
     def _arm(self, job: Job, now: datetime, fire: bool = False) -> Run | None:
         """Put the job's pending occurrence on the timeline; return a MISSED run if any.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -342,8 +341,8 @@ def test_bad_template_fails_the_attempt_with_its_message(service, launcher, stor
 
 
 def test_template_renders_job_fields_before_each_attempt(service, launcher):
-    job = service.create_job(make_job("named", command="echo {{.Name}} {{.Metadata.ErrorCount}}",
-                                      template_delimiters="{{ }}", retries=1))
+    service.create_job(make_job("named", command="echo {{.Name}} {{.Metadata.ErrorCount}}",
+                                template_delimiters="{{ }}", retries=1))
     service.tick()
     assert launcher.started[-1].argv == ("echo", "named", "0")
     launcher.finish(1)
@@ -358,3 +357,9 @@ def test_on_failure_job_leading_back_to_a_parent_is_refused(service, store):
     with pytest.raises(InvalidJob, match="leads back"):
         service.create_job(make_job("loop2", parent_jobs=(b.id,), on_failure_job=a.id))
     assert len(store.load().jobs) == 2
+
+
+def test_bad_epsilon_is_refused_naming_the_field(service, store):
+    with pytest.raises(InvalidJob, match="epsilon"):
+        service.create_job(make_job("e", schedule=f"R/{iso(10)}/PT1H", epsilon="5 seconds"))
+    assert store.load().jobs == []
