@@ -354,9 +354,5 @@ def _assignment(s: Setting, value: Any) -> str:
     return f"{s.name} = {text}" if text else f"{s.name} ="
 
 
-def setting_names() -> Sequence[str]:
-    return [s.name for s in SETTINGS]
-
-
 if __name__ == "__main__":
     print(sample_config(), end="")

@@ -320,9 +320,6 @@ class Service:
         with self._lock:
             self._accepting = False
 
-    def flush(self) -> None:
-        self._committer.flush()
-
     # ---- internals: arming and running ---------------------------------------------
 
     def _schedule_of(self, job: Job) -> Schedule:
