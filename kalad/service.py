@@ -405,7 +405,6 @@ class Service:
         self._active[active.run_id] = active
         job = replace(job, metadata=replace(job.metadata, last_attempted_run=now))
         self._set(job)
-        log.info("job=%s run=%s name=%r started (%s)", job.id, active.run_id, job.name, trigger.value)
         return job, active
 
     def _launch(self, launch: _Launch) -> None:
@@ -413,7 +412,8 @@ class Service:
         job, active = launch
         try:
             attempt = build_attempt(
-                job, active.run_id, active.attempts, active.scheduled_at, self._base_env
+                job, active.run_id, active.attempts, active.scheduled_at, self._base_env,
+                active.trigger.value,
             )
         except InvalidJob as exc:
             now = self._clock.now()
@@ -465,8 +465,9 @@ class Service:
             message=outcome.message,
         )
         log.info(
-            "job=%s run=%s name=%r %s attempts=%d exit=%s duration=%.3fs%s",
-            active.job_id, active.run_id, active.job_name, status.value, active.attempts,
+            "job=%s run=%s pid=%s name=%r %s attempts=%d exit=%s duration=%.3fs%s",
+            active.job_id, active.run_id, outcome.pid or "-", active.job_name, status.value,
+            active.attempts,
             outcome.exit_status, duration / 1e9, f" ({outcome.message})" if outcome.message else "",
         )
         if job is None:

@@ -24,6 +24,7 @@ def build_attempt(
     number: int,
     scheduled_at: datetime | None,
     base_env: Mapping[str, str],
+    trigger: str = "",
 ) -> Attempt:
     fields = job_fields(job) if job.template_delimiters else {}
     env = dict(base_env)
@@ -33,9 +34,9 @@ def build_attempt(
     env["KALAD_SCHEDULED_AT"] = scheduled_at.isoformat().replace("+00:00", "Z") if scheduled_at else ""
     if job.type is JobType.REMOTE:
         return Attempt(run_id, job.id, job.name, number, (), env,
-                       request=_request(job, fields))
+                       request=_request(job, fields), trigger=trigger)
     command = render(job.command, job.template_delimiters, fields)
-    return Attempt(run_id, job.id, job.name, number, command_argv(command), env)
+    return Attempt(run_id, job.id, job.name, number, command_argv(command), env, trigger=trigger)
 
 
 def _request(job: Job, fields: Mapping) -> HttpRequest:

@@ -82,6 +82,7 @@ class Attempt:
     env: Mapping[str, str]
     timeout: float | None = None  # seconds; the process group is killed after it
     request: HttpRequest | None = None
+    trigger: str = ""  # what started the run (schedule, manual, ...), for the start log line
 
 
 class Launcher(Protocol):

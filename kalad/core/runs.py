@@ -76,6 +76,7 @@ class AttemptOutcome:
     output: str = ""
     message: str = ""
     killed: bool = False
+    pid: int | None = None  # the local command's process id, for the end log line
 
     @property
     def success(self) -> bool:

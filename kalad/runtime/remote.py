@@ -349,9 +349,10 @@ class RemoteRunner:
                 timer = threading.Timer(max(spec.timeout, 0.0), call.cut, ("timeout",))
                 timer.daemon = True
                 timer.start()
-            log.debug("request job=%s run=%s attempt=%d method=%s url=%s",
-                      call.attempt.job_name, call.attempt.run_id, call.attempt.number,
-                      spec.method, spec.url)
+            attempt = call.attempt
+            log.info("job=%s run=%s pid=- name=%r started (%s, attempt %d)", attempt.job_id,
+                     attempt.run_id, attempt.job_name, attempt.trigger, attempt.number)
+            log.debug("run=%s %s %s", attempt.run_id, spec.method, spec.url)
             message = _exchange(spec, call, got)
         except Exception as exc:
             log.warning("job=%s run=%s request failed inside kalad", call.attempt.job_name,

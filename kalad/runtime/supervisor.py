@@ -278,9 +278,9 @@ class Supervisor:
                 self._woken = True
             if wake:
                 self._wake()  # under _spawn_lock: stop() cannot have closed the eventfd
-        log.debug("spawned job=%s run=%s pid=%d name=%r attempt=%d argv=%r timeout=%s",
-                  attempt.job_id, attempt.run_id, pid, attempt.job_name, attempt.number,
-                  attempt.argv, attempt.timeout)
+        log.info("job=%s run=%s pid=%d name=%r started (%s, attempt %d)", attempt.job_id,
+                 attempt.run_id, pid, attempt.job_name, attempt.trigger, attempt.number)
+        log.debug("run=%s argv=%r timeout=%s", attempt.run_id, attempt.argv, attempt.timeout)
         return ""
 
     def _failed(self, attempt: Attempt, done: Done, started_at: datetime, message: str,
@@ -539,7 +539,7 @@ class Supervisor:
             message = ""
         return AttemptOutcome(started_at=child.started_at, ended_at=ended_at, exit_status=code,
                               output=output.decode("utf-8", errors="replace"), message=message,
-                              killed=bool(child.kill_reason))
+                              killed=bool(child.kill_reason), pid=child.pid)
 
     def _sweep_orphans(self) -> None:
         """Reap exited children that are not attempts (orphans handed to us as subreaper)."""

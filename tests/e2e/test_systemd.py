@@ -160,6 +160,21 @@ def test_plain_lines_without_the_journal(kalad_factory):
     assert ready and ready[0][:4].isdigit() and " INFO " in ready[0]
 
 
+def test_job_start_and_end_are_one_info_line_each_with_the_pid(tmp_path, kalad_factory):
+    k = kalad_factory()
+    out = tmp_path / "pid"
+    # No schedule: Kala runs the job once, at once.
+    job_id = k.create(name="pid-echo", command=f"sh -c 'echo $$ > {out}; exit 3'")
+    wait_until(lambda: f"job={job_id}" in k.log() and " failed " in k.log(), timeout=10)
+    pid = out.read_text().strip()
+    mine = [l for l in k.log().splitlines() if f"job={job_id}" in l]
+    assert len(mine) == 2, mine
+    start, end = mine
+    assert " INFO " in start and f"pid={pid} " in start and "started (schedule, attempt 1)" in start
+    assert " INFO " in end and f"pid={pid} " in end and "exit=3" in end and "duration=" in end
+    assert k.stop() == 0
+
+
 # -- signals -----------------------------------------------------------------------------
 
 def group_gone(pgid: int) -> bool:
