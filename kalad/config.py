@@ -47,7 +47,7 @@ def parse_port(text: str) -> tuple[str | None, int]:
     return host or None, number
 
 
-def parse_int(minimum: int) -> Callable[[str], int]:
+def parse_int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -55,9 +55,28 @@ def parse_int(minimum: int) -> Callable[[str], int]:
             raise ValueError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise ValueError(f"{value} is below the minimum {minimum}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"{value} is above the maximum {maximum}")
         return value
 
     return parse
+
+
+def parse_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of requests per second") from None
+    if not 0 <= value <= 1_000_000:
+        raise ValueError(f"{value} is outside 0-1000000 requests per second")
+    return value
+
+
+def parse_timeout(text: str) -> float:
+    value = parse_seconds(text)
+    if value <= 0:
+        raise ValueError(f"{value} must be above 0 seconds")
+    return value
 
 
 def parse_seconds(text: str) -> float:
@@ -104,6 +123,26 @@ SETTINGS: tuple[Setting, ...] = (
             "port, or host:port, to listen on (Kala's --port)", ("-p", "--port"), "PORT"),
     Setting("threads", "api", 8, parse_int(1),
             "worker threads serving API requests", ("--api-threads",), "N"),
+    Setting("tokens_dir", "api", "/etc/kalad/tokens.d", parse_text,
+            "directory of API token files, *.token (see TOKENS in kalad(8))",
+            ("--tokens-dir",), "DIR"),
+    Setting("allowed_hosts", "api", "", parse_text,
+            "more Host names the API answers to, comma-separated (* for any)",
+            ("--allowed-hosts",), "NAMES"),
+    Setting("rate_limit", "api", 20.0, parse_rate,
+            "requests per second per token (or address) when tokens are set; 0: off",
+            ("--rate-limit",), "N"),
+    Setting("rate_burst", "api", 100, parse_int(1),
+            "requests a token (or address) may make at once above rate_limit",
+            ("--rate-burst",), "N"),
+    Setting("max_body", "api", 1024 * 1024, parse_int(1024, 64 * 1024 * 1024),
+            "largest request body in bytes (larger: 413)", ("--max-body",), "BYTES"),
+    Setting("max_connections", "api", 512, parse_int(1),
+            "most API connections open at once; more wait to be accepted",
+            ("--max-connections",), "N"),
+    Setting("idle_timeout", "api", 60.0, parse_timeout,
+            "seconds a connection may stay silent, mid-request or between requests",
+            ("--idle-timeout",), "SECONDS"),
     Setting("jobdb", "store", "lmdb",
             parse_choice("lmdb", "sqlite", "postgres", "mysql", "mariadb", "redis", "memory"),
             "job store: lmdb, sqlite, postgres, mysql, mariadb, redis, memory",
@@ -122,6 +161,19 @@ SETTINGS: tuple[Setting, ...] = (
             "directory of the LMDB job store", ("--lmdb-path",), "DIR"),
     Setting("default_owner", "jobs", "", parse_text,
             "owner given to jobs created without one", ("-o", "--default-owner"), "OWNER"),
+    Setting("max_jobs", "jobs", 1_000_000, parse_int(1),
+            "most jobs the daemon holds; creating one more is refused",
+            ("--max-jobs",), "N"),
+    Setting("min_interval", "jobs", 1.0, parse_seconds,
+            "shortest interval in seconds a new repeating schedule may have (0: any)",
+            ("--min-interval",), "SECONDS"),
+    Setting("max_depth", "jobs", 64, parse_int(1, 64),
+            "longest chain of parent jobs above a new child job (at most 64)",
+            ("--max-depth",), "N"),
+    Setting("max_name", "jobs", 1024, parse_int(1, 1024),
+            "longest job name in characters (at most 1024)", ("--max-name",), "N"),
+    Setting("max_command", "jobs", 65536, parse_int(1, 65536),
+            "longest job command in characters (at most 65536)", ("--max-command",), "N"),
     Setting("jobstat_ttl", "runs", -1, parse_int(-1),
             "minutes to keep run records (-1: keep, bounded by keep_runs)",
             ("--jobstat-ttl",), "MINUTES"),

@@ -46,7 +46,16 @@ from types import MappingProxyType
 from typing import Any, Callable, Sequence
 
 from kalad.core.errors import InvalidJob
-from kalad.core.job import NO_METADATA, NO_REMOTE, Job, JobType, Metadata, RemoteProperties
+from kalad.core.job import (
+    NO_METADATA,
+    NO_REMOTE,
+    SECRET_MASK,
+    Job,
+    JobType,
+    Metadata,
+    RemoteProperties,
+    make_env,
+)
 from kalad.core.runs import Run
 from kalad.core.stats import AppStats
 
@@ -298,6 +307,25 @@ def _d_headers(value: Any, old: Any, path: str) -> Any:
     return headers
 
 
+def _d_env(secret: bool) -> Callable[[Any, Any, str], Any]:
+    """``{"NAME": "value"}``; a secret value is never echoed in an error message."""
+
+    def decode(value: Any, old: Any, path: str) -> Any:
+        if value is None:
+            return None
+        if type(value) is not _Obj:
+            raise _wrong(path, 'an object like {"NAME": "value"} or null', value)
+        env = dict(old) if old else {}  # Go decodes into the existing map: merge
+        for name, item in value:
+            if type(item) is not str:
+                shown = "a non-string value" if secret else _show(item)
+                raise InvalidJob(f"{path}: values must be strings, got {shown} for {_show(name)}")
+            env[name] = item
+        return env
+
+    return decode
+
+
 def _d_stats(value: Any, old: Any, path: str) -> Any:
     if value is None or type(value) is list:
         return None  # ignored: runs live in the store
@@ -374,6 +402,9 @@ _JOB_FIELDS: dict[str, tuple[str, Callable[[Any, Any, str], Any]]] = {
     "remote_properties": ("remote_properties", _REMOTE),
     "stats": ("-stats", _d_stats),
     "is_done": ("-is_done", _d_bool),
+    # kalad's own fields (not Kala's): the run's extra environment, secret or not.
+    "env": ("env", _d_env(False)),
+    "secret_env": ("secret_env", _d_env(True)),
 }
 _JOB_EXACT = {wire: (attr, dec, wire) for wire, (attr, dec) in _JOB_FIELDS.items()}
 _JOB_FOLDED = {_fold(wire): spec for wire, spec in _JOB_EXACT.items()}
@@ -447,6 +478,9 @@ def parse_job(body: bytes, *, job_id: str, now: datetime, default_owner: str = "
         if headers is not None:
             remote["headers"] = MappingProxyType(headers)
         kwargs["remote_properties"] = RemoteProperties(**remote) if remote else NO_REMOTE
+    for attr in ("env", "secret_env"):
+        if attr in kwargs:
+            kwargs[attr] = make_env(kwargs[attr])
     if default_owner and not kwargs.get("owner"):
         kwargs["owner"] = default_owner
     kwargs.setdefault("name", "")
@@ -489,7 +523,7 @@ def job_to_wire(job: Job, stats: Sequence[Run] | None) -> dict[str, Any]:
     rp = job.remote_properties
     headers = rp.headers
     codes = rp.expected_response_codes
-    return {
+    wire = {
         "name": job.name,
         "id": job.id,
         "command": job.command,
@@ -526,6 +560,12 @@ def job_to_wire(job: Job, stats: Sequence[Run] | None) -> dict[str, Any]:
         "stats": _stats(stats),
         "is_done": job.is_done,
     }
+    # kalad's own fields, after Kala's and only when set, so Kala's jobs look as in Kala.
+    if job.env:
+        wire["env"] = dict(job.env)
+    if job.secret_env:
+        wire["secret_env"] = {name: SECRET_MASK for name, _ in job.secret_env}
+    return wire
 
 
 def run_to_wire(run: Run) -> dict[str, Any]:

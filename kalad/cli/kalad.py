@@ -17,7 +17,7 @@ import uuid
 from typing import Sequence
 
 from kalad import config as settings
-from kalad.cli import copy_store
+from kalad.cli import copy_store, token
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     copy = commands.add_parser(
         "copy-store", help="copy every job, link and run from one store to another")
     copy_store.add_arguments(copy)
+    token.add_arguments(commands.add_parser(
+        "token", help="API tokens: 'token new NAME --scopes read,run' makes one"))
     return parser
 
 
@@ -58,16 +60,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args.job_command)
     if args.command == "copy-store":
         return copy_store.run(args)
+    if args.command == "token":
+        return token.run(args)
     loaded = settings.load(vars(args), args.config)
     if loaded.problems:
         for problem in loaded.problems:
             print(f"kalad: {problem}", file=sys.stderr)
         return loaded.status
-    if args.command == "check-config":
-        print(f"ok: {', '.join(loaded.files) or 'no config file, defaults and flags only'}")
-        return 0
     if args.command == "print-config":
         print(settings.print_config(loaded), end="")
+        return 0
+    refusal = _access_refusal(loaded.config)
+    if refusal:  # before detaching, so that `serve --daemon` says it too
+        print(f"kalad: error: {refusal}", file=sys.stderr)
+        return settings.EX_CONFIG
+    if args.command == "check-config":
+        print(f"ok: {', '.join(loaded.files) or 'no config file, defaults and flags only'}")
         return 0
     here = os.getcwd()
     config_file = os.path.abspath(args.config) if args.config else None
@@ -77,6 +85,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return dataclasses.replace(again, config=_absolute_paths(again.config, here))
 
     return _serve(_absolute_paths(loaded.config, here), reload, daemonize=args.daemon)
+
+
+def _access_refusal(config: settings.Config) -> str:
+    """Why the API could not be opened as configured (bad token file, exposed without
+    tokens); empty if it can."""
+    from kalad.runtime import access
+
+    try:
+        access.build_policy(config, settings.listen_address(config)[0], os.environ)
+    except access.AccessError as exc:
+        return str(exc)
+    return ""
 
 
 def _absolute_paths(config: settings.Config, base: str) -> settings.Config:
@@ -96,7 +116,7 @@ def _serve(config: settings.Config, reload, *, daemonize: bool) -> int:
             return serve(config, reload=reload)
         except StartupError as exc:
             print(f"kalad: error: {exc}", file=sys.stderr)
-            return 1
+            return exc.status
 
     from kalad.runtime import forking
 

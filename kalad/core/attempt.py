@@ -28,6 +28,8 @@ def build_attempt(
 ) -> Attempt:
     fields = job_fields(job) if job.template_delimiters else {}
     env = dict(base_env)
+    env.update(job.env)
+    env.update(job.secret_env)  # KALAD_* below always win: names were checked at create
     env["KALAD_JOB_ID"] = job.id
     env["KALAD_JOB_NAME"] = job.name
     env["KALAD_RUN_ID"] = run_id

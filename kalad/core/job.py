@@ -9,8 +9,9 @@ ours; Kala's wire names live only in ``api/kala_json.py``.
 from __future__ import annotations
 
 import enum
+import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Mapping
@@ -36,6 +37,8 @@ class Metadata:
 
 
 NO_HEADERS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+Env = tuple[tuple[str, str], ...]  # (name, value) pairs, sorted by name
+SECRET_MASK = "***"  # what every API response shows instead of a secret value
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,10 @@ class Job:
     type: JobType = JobType.LOCAL
     remote_properties: RemoteProperties = field(default=NO_REMOTE)
     is_done: bool = False
+    # Extra environment of each run. ``secret_env`` is write-only: stored, given to
+    # the child, never shown (the API masks it) and never logged.
+    env: Env = ()
+    secret_env: Env = ()
 
     @property
     def is_child(self) -> bool:
@@ -90,6 +97,8 @@ class Job:
 
 MAX_NAME = 1024
 MAX_COMMAND = 64 * 1024
+MAX_ENV = 256
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 def command_argv(command: str) -> tuple[str, ...]:
@@ -127,9 +136,46 @@ def check_definition(job: Job) -> None:
             raise InvalidJob("remote_properties.url: is required for a remote job (type 1)")
         if not url.lower().startswith(("http://", "https://")):
             raise InvalidJob(f"remote_properties.url: {url!r} is not an http(s) URL")
+    _check_env(job)
     if job.template_delimiters:
         parts = job.template_delimiters.split(" ")
         if len(parts) != 2 or not all(parts):
             raise InvalidJob(
                 "TemplateDelimiters: must be two delimiters separated by one space, e.g. '{{ }}'"
             )
+
+
+def make_env(pairs: Mapping[str, str]) -> Env:
+    """The stored form of an environment mapping: pairs sorted by name."""
+    return tuple(sorted(pairs.items()))
+
+
+def _check_env(job: Job) -> None:
+    if len(job.env) + len(job.secret_env) > MAX_ENV:
+        raise InvalidJob(f"env: more than {MAX_ENV} variables (env and secret_env together)")
+    for field_name, env in (("env", job.env), ("secret_env", job.secret_env)):
+        for name, value in env:
+            if not _ENV_NAME.fullmatch(name):
+                raise InvalidJob(f"{field_name}: {name[:40]!r} is not a variable name "
+                                 "(letters, digits and _, not starting with a digit)")
+            if name.upper().startswith("KALAD_"):
+                raise InvalidJob(f"{field_name}: {name!r}: KALAD_* variables are set by kalad")
+            if "\0" in value:
+                raise InvalidJob(f"{field_name}: the value of {name!r} contains a NUL byte")
+    both = sorted({name for name, _ in job.env} & {name for name, _ in job.secret_env})
+    if both:
+        raise InvalidJob(f"secret_env: {both[0]!r} is also in env; give each variable once")
+
+
+def keep_secrets(new: Job, old: Job) -> Job:
+    """``new`` with each secret sent back as the mask (``"***"``) replaced by ``old``'s value.
+
+    For updates: a client that reads a job and writes it back sends the mask, not
+    the secret it never saw; that must not overwrite the stored value.
+    """
+    if not any(value == SECRET_MASK for _, value in new.secret_env):
+        return new
+    stored = dict(old.secret_env)
+    return replace(new, secret_env=tuple(
+        (name, stored.get(name, value) if value == SECRET_MASK else value)
+        for name, value in new.secret_env))

@@ -8,9 +8,12 @@ loop thread (through its trigger), never under its feet.
 from __future__ import annotations
 
 import logging
+import socket
+import struct
 import threading
 
 import waitress.server
+from waitress.channel import HTTPChannel
 
 log = logging.getLogger(__name__)
 
@@ -19,19 +22,59 @@ log = logging.getLogger(__name__)
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
+MAX_HEADER = 64 * 1024  # request line and headers; larger is a 431 from waitress
+UNIX_PREFIX = "unix:"
+UNIX_MODE = "660"  # owner and group may connect: put API clients in kalad's group
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def peer_uid(sock: socket.socket) -> int | None:
+    """The uid of the process at the other end of a Unix socket (Linux SO_PEERCRED)."""
+    try:
+        _pid, uid, _gid = _UCRED.unpack(
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+    except (OSError, AttributeError, struct.error):
+        return None
+    return uid
+
+
+class _UnixPeerChannel(HTTPChannel):
+    """A connection on the Unix socket; its REMOTE_ADDR names the peer's uid (``uid=1000``)."""
+
+    def __init__(self, server, sock, addr, adj, map=None) -> None:
+        uid = peer_uid(sock)
+        super().__init__(server, sock, (f"uid={uid if uid is not None else '?'}", 0), adj,
+                         map=map)
+
+
 class ApiServer:
-    def __init__(self, app, host: str, port: int, *, threads: int = 8, max_body: int) -> None:
+    """waitress, bounded: threads, open connections, idle time, header and body sizes.
+
+    ``idle_timeout`` closes a connection silent that long, between requests or in
+    the middle of one (so a client trickling headers cannot hold a slot for long).
+    A host ``unix:/path`` listens on that Unix socket (mode 0660) instead of TCP.
+    """
+
+    def __init__(self, app, host: str, port: int, *, threads: int = 8, max_body: int,
+                 connection_limit: int = 512, idle_timeout: float = 60.0) -> None:
+        timeout = max(1, round(idle_timeout))
+        where: dict[str, object] = {"host": host, "port": port}
+        if host.startswith(UNIX_PREFIX):
+            where = {"unix_socket": host[len(UNIX_PREFIX):], "unix_socket_perms": UNIX_MODE}
         self._server = waitress.server.create_server(
             app,
-            host=host,
-            port=port,
+            **where,
             threads=threads,
             ident="kalad",
-            connection_limit=512,
-            channel_timeout=60,
+            connection_limit=connection_limit,
+            channel_timeout=timeout,
+            cleanup_interval=max(1, min(30, timeout // 2)),  # how often idle ones are found
+            max_request_header_size=MAX_HEADER,
             max_request_body_size=max_body,
             clear_untrusted_proxy_headers=True,
         )
+        if host.startswith(UNIX_PREFIX):
+            self._server.channel_class = _UnixPeerChannel
         self._thread = threading.Thread(target=self._run, name="api", daemon=True)
 
     @property

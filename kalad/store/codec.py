@@ -101,6 +101,10 @@ def _encode_headers(headers: Mapping[str, tuple[str, ...]]) -> dict[str, list[st
     return {name: list(values) for name, values in headers.items()}
 
 
+def _decode_env(value: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, _str(text)) for name, text in _dict(value).items()))
+
+
 def _decode_headers(value: Any) -> Mapping[str, tuple[str, ...]]:
     record = _dict(value)
     if not record:
@@ -226,6 +230,9 @@ _JOB = _Layout(
         "t": ("type", _Codec(int, lambda value: JobType(_int(value)))),
         "rp": ("remote_properties", _Codec(lambda r: _REMOTE.fill(r, {}), _REMOTE.decode)),
         "done": ("is_done", _FLAG),
+        # Added after format 1 was fixed: optional, so older records load unchanged.
+        "env": ("env", _Codec(dict, _decode_env)),
+        "senv": ("secret_env", _Codec(dict, _decode_env)),
     },
 )
 
