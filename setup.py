@@ -30,6 +30,7 @@ setup(
             "psycopg[binary]>=3.1",
             "PyMySQL>=1.1",
             "redis>=5",
+            "playwright>=1.40",
         ],
         "bench": ["apscheduler>=3.11,<4", "matplotlib>=3.8"],
     },
