@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from collections import deque
+from itertools import islice
 from typing import Callable, Iterable, Mapping
 
 from kalad.core.arming import Arming, arm
@@ -29,7 +30,8 @@ from kalad.core.dependents import (
     plan_delete,
 )
 from kalad.core.errors import InvalidJob, InvalidSchedule, JobNotFound
-from kalad.core.job import Job, check_definition
+from kalad.core.job import Job, check_definition, keep_secrets
+from kalad.core.limits import NO_LIMITS, Limits, check_new_job
 from kalad.core.ports import Change, Clock, JobStore, Launcher
 from kalad.core.runs import (
     AttemptOutcome,
@@ -77,6 +79,40 @@ class _ActiveRun:
 _Launch = tuple[Job, _ActiveRun]
 
 
+class _MissedLog:
+    """Missed occurrences, logged without flooding: one WARNING with the details, then
+    a count per ``QUIET`` seconds. An overloaded host misses many jobs at once, and a
+    line per job would add to the load that made them late."""
+
+    QUIET = 10.0
+
+    def __init__(self) -> None:
+        self._quiet_until = float("-inf")
+        self._jobs: set[str] = set()
+        self._occurrences = 0
+
+    def note(self, job_id: str, arming: Arming, mono: float) -> None:
+        if mono >= self._quiet_until:
+            self.flush(mono)
+            log.warning("job=%s missed %d occurrence(s) from %s to %s", job_id,
+                        arming.missed, arming.missed_from, arming.missed_to)
+            self._quiet_until = mono + self.QUIET
+            return
+        log.debug("job=%s missed %d occurrence(s) from %s to %s", job_id,
+                  arming.missed, arming.missed_from, arming.missed_to)
+        self._jobs.add(job_id)
+        self._occurrences += arming.missed
+
+    def flush(self, mono: float) -> None:
+        """Log the count held back, once the quiet time is over."""
+        if self._occurrences and mono >= self._quiet_until:
+            log.warning("%d more job(s) missed %d occurrence(s) in the last %g s; each is a "
+                        "'missed' run record", len(self._jobs), self._occurrences, self.QUIET)
+            self._jobs.clear()
+            self._occurrences = 0
+            self._quiet_until = mono + self.QUIET
+
+
 @functools.lru_cache(maxsize=1024)
 def _epsilon_window(text: str) -> timedelta | None:
     """Epsilon as a window; a stored value that no longer parses means no window."""
@@ -98,6 +134,7 @@ class Service:
         base_env: Mapping[str, str] | None = None,
         default_owner: str = "",
         recent_stats: int = 100,
+        limits: Limits = NO_LIMITS,
     ) -> None:
         self._store = store
         self._launcher = launcher
@@ -107,6 +144,7 @@ class Service:
         self._base_env = dict(base_env or {})
         self._default_owner = default_owner
         self._recent_stats = recent_stats
+        self._limits = limits
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
         self._timeline = Timeline()
@@ -114,6 +152,10 @@ class Service:
         self._scheduled_running: set[str] = set()
         self._accepting = True
         self._wake: Callable[[], None] = lambda: None
+        self._promised: datetime | None = None  # what next_due last told the timer
+        # Bumped when runs change without a job changing (retention), for readers' caches.
+        self.runs_generation = 0
+        self._missed_log = _MissedLog()
         # Aggregates for /stats/, kept exact on every change so the call is O(1).
         self._disabled = 0
         self._errors = 0
@@ -135,7 +177,8 @@ class Service:
         now = self._clock.now()
         missed: list[Run] = []
         with self._lock:
-            for job in loaded.jobs:
+            # Creation order, as the API lists jobs (the store keeps them by id).
+            for job in sorted(loaded.jobs, key=lambda j: (j.created_at, j.id)):
                 try:
                     self._schedule_of(job)
                 except InvalidJob as exc:
@@ -163,8 +206,21 @@ class Service:
         return job
 
     def list_jobs(self) -> list[Job]:
+        """Every job, in creation order."""
         with self._lock:
             return list(self._jobs.values())
+
+    def jobs_page(self, offset: int, limit: int) -> tuple[int, list[Job]]:
+        """(number of jobs, at most ``limit`` jobs from ``offset`` in creation order)."""
+        with self._lock:
+            return len(self._jobs), list(islice(self._jobs.values(), offset, offset + limit))
+
+    def prune_runs(self, before: datetime) -> int:
+        """Drop run records that ended before ``before``; return how many."""
+        pruned = self._store.prune_runs(before)
+        if pruned:
+            self.runs_generation += 1
+        return pruned
 
     def recent_runs(self, job_id: str, limit: int | None = None) -> list[Run]:
         """The job's newest runs (oldest first), at most ``limit`` or the configured number."""
@@ -212,8 +268,10 @@ class Service:
         return out
 
     def next_due(self) -> datetime | None:
+        """The earliest due time; the timer sleeps until it, so it is remembered."""
         with self._lock:
-            return self._timeline.next_due()
+            self._promised = self._timeline.next_due()
+            return self._promised
 
     def running(self) -> int:
         with self._lock:
@@ -231,21 +289,12 @@ class Service:
             for parent in job.parent_jobs:
                 if parent not in self._jobs:
                     raise InvalidJob(f"parent_jobs: job {parent!r} does not exist")
-            if job.on_failure_job and job.on_failure_job not in self._jobs:
-                raise InvalidJob(f"on_failure_job: job {job.on_failure_job!r} does not exist")
-            if forms_loop(self._jobs, job.parent_jobs, job.on_failure_job):
-                raise InvalidJob(
-                    f"on_failure_job: job {job.on_failure_job!r} leads back to a parent "
-                    "of this job, so their runs would trigger each other forever"
-                )
+            self._check_failure_job(job, job.parent_jobs, "a parent of this job")
             if job.id in self._jobs:
                 raise InvalidJob(f"id: job {job.id!r} already exists")
             job = replace(job, created_at=now, dependent_jobs=(), is_done=False)
-            schedule = self._schedule_of(job)
-            if job.schedule and not job.is_child:
-                check_new_schedule(schedule, now)
-            if job.epsilon:
-                parse_duration(job.epsilon, "epsilon")
+            schedule = self._check_schedule(job, now)
+            check_new_job(self._limits, self._jobs, job, schedule)
             pending = None if job.is_child else schedule.first_at_or_after(now)
             job = replace(job, next_run_at=pending)
             before: dict[str, Job | None] = {job.id: None}
@@ -258,6 +307,66 @@ class Service:
             ticket = self._committer.submit(Change(put=(job, *parents)))
         self._settle(ticket, before)
         return job
+
+    def replace_job(self, job: Job) -> Job:
+        """Replace a job's definition (``PUT``), validated as a create; durable before this returns.
+
+        The id, creation time, counters, run records and links (``parent_jobs`` and
+        ``dependent_jobs``) stay as stored: a body naming other parents is refused.
+        A secret sent back masked (as a client read it) keeps its stored value.
+        The schedule is re-armed as a new job's would be, from now, with no catch-up
+        for occurrences before now; a run in progress is not interrupted.
+        """
+        check_definition(job)
+        if not job.owner and self._default_owner:
+            job = replace(job, owner=self._default_owner)
+        now = self._clock.now()
+        with self._lock:
+            old = self.get_job(job.id)
+            job = keep_secrets(job, old)
+            if job.parent_jobs and set(job.parent_jobs) != set(old.parent_jobs):
+                raise InvalidJob(
+                    f"parent_jobs: {list(job.parent_jobs)} differs from the stored "
+                    f"{list(old.parent_jobs)}; an update cannot move a job to other parents "
+                    "(omit parent_jobs, or delete and re-create the job)"
+                )
+            job = replace(
+                job,
+                created_at=old.created_at,
+                parent_jobs=old.parent_jobs,
+                dependent_jobs=old.dependent_jobs,
+                metadata=old.metadata,
+            )
+            self._check_failure_job(job, (job.id,), "this job")
+            schedule = self._check_schedule(job, now)
+            check_new_job(self._limits, self._jobs, job, schedule, new=False)
+            pending = None if job.is_child else schedule.first_at_or_after(now)
+            job = replace(job, next_run_at=pending, is_done=pending is None and not job.is_child)
+            before: dict[str, Job | None] = {job.id: old}
+            self._set(job)
+            self._arm(job, now)
+            ticket = self._committer.submit(Change(put=(self._jobs[job.id],)))
+        self._settle(ticket, before)
+        return self._jobs.get(job.id, job)
+
+    def _check_failure_job(self, job: Job, targets: tuple[str, ...], what: str) -> None:
+        """The ``on_failure_job`` exists and its runs never lead back to ``targets``."""
+        if job.on_failure_job and job.on_failure_job not in self._jobs:
+            raise InvalidJob(f"on_failure_job: job {job.on_failure_job!r} does not exist")
+        if forms_loop(self._jobs, targets, job.on_failure_job):
+            raise InvalidJob(
+                f"on_failure_job: job {job.on_failure_job!r} leads back to {what}, "
+                "so their runs would trigger each other forever"
+            )
+
+    def _check_schedule(self, job: Job, now: datetime) -> Schedule:
+        """The job's parsed schedule, refused as at creation (past one-shot, bad epsilon)."""
+        schedule = self._schedule_of(job)
+        if job.schedule and not job.is_child:
+            check_new_schedule(schedule, now)
+        if job.epsilon:
+            parse_duration(job.epsilon, "epsilon")
+        return schedule
 
     def delete_job(self, job_id: str) -> None:
         """Delete a job; its children without another parent go with it, in one change."""
@@ -311,6 +420,7 @@ class Service:
                 if job.next_run_at is not None and job.next_run_at <= now:
                     launches.append(self._fire(job, now))
             nxt = self._timeline.next_due()
+            self._missed_log.flush(self._clock.monotonic())
         for launch in launches:
             self._launch(launch)
         return nxt
@@ -358,10 +468,7 @@ class Service:
         return self._missed_run(job, arming, now) if arming.missed else None
 
     def _missed_run(self, job: Job, arming: Arming, now: datetime) -> Run:
-        log.warning(
-            "job=%s missed %d occurrence(s) from %s to %s",
-            job.id, arming.missed, arming.missed_from, arming.missed_to,
-        )
+        self._missed_log.note(job.id, arming, self._clock.monotonic())
         return Run(
             id=uuid.uuid4().hex,
             job_id=job.id,
@@ -485,7 +592,9 @@ class Service:
                 missed = self._arm(job, self._clock.now())
                 if missed is not None:
                     runs.append(missed)
-                self._wake()
+                due = self._timeline.due_at(job.id)
+                if due is not None and (self._promised is None or due < self._promised):
+                    self._wake()  # only then: a wake per finished run costs a tick each
         self._committer.submit(Change(put=(self._jobs[job.id],), runs=tuple(runs)))
         then = follow_ups(job, run.success)
         if not then:

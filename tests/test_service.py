@@ -363,3 +363,22 @@ def test_bad_epsilon_is_refused_naming_the_field(service, store):
     with pytest.raises(InvalidJob, match="epsilon"):
         service.create_job(make_job("e", schedule=f"R/{iso(10)}/PT1H", epsilon="5 seconds"))
     assert store.load().jobs == []
+
+
+def test_missed_occurrences_of_many_jobs_log_one_line_then_a_count(store, launcher, clock, caplog):
+    first = build_service(store, launcher, clock)
+    first.load()
+    ids = [first.create_job(make_job(f"j{i}", schedule=f"R/{iso(10)}/PT10S")).id for i in range(50)]
+    clock.set(at(45))  # down for 35 s: every job missed 3 occurrences
+    caplog.set_level("WARNING", logger="kalad.service")
+    second = build_service(store, launcher, clock)
+    second.load()
+    second.tick()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"job={ids[0]} missed 3 occurrence(s)")
+    clock.advance(11)
+    second.tick()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings[1:] == ["49 more job(s) missed 147 occurrence(s) in the last 10 s; "
+                            "each is a 'missed' run record"]
+    assert all(store.list_runs(i)[0].missed == 3 for i in ids)  # every one recorded

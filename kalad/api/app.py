@@ -10,6 +10,8 @@ from __future__ import annotations
 import falcon
 
 from kalad.api import errors
+from kalad.api.guards import Guards, Policy
+from kalad.api.health import Health
 from kalad.api.jobs import (
     AllJobs,
     JobAction,
@@ -21,18 +23,26 @@ from kalad.api.jobs import (
     SchedulePreview,
 )
 from kalad.api.stats import AppStatsResource
+from kalad.api.wire_cache import WireCache
+from kalad.api import webui
 from kalad.service import Service
 
 PREFIX = "/api/v1"
 
 
-def create_app(service: Service) -> falcon.App:
-    app = falcon.App()
+def create_app(service: Service, policy: Policy | None = None) -> falcon.App:
+    """Every route behind the guards (``policy``: the daemon's, built from the config).
+
+    Without a policy (tests, embedding) there are no tokens and any Host is served.
+    """
+    app = falcon.App(middleware=[Guards(policy or Policy(allowed_hosts=frozenset({"*"})))])
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
-    app.add_route(f"{PREFIX}/job", JobCollection(service))
+    cache = WireCache(service)
+    app.add_route(f"{PREFIX}/health", Health())
+    app.add_route(f"{PREFIX}/job", JobCollection(service, cache))
     app.add_route(f"{PREFIX}/job/all", AllJobs(service))
-    app.add_route(f"{PREFIX}/job/{{job_id}}", JobItem(service))
+    app.add_route(f"{PREFIX}/job/{{job_id}}", JobItem(service, cache))
     app.add_route(f"{PREFIX}/job/{{job_id}}/runs", JobRuns(service))
     app.add_route(f"{PREFIX}/job/{{job_id}}/next", JobNext(service))
     app.add_route(f"{PREFIX}/schedule/next", SchedulePreview(service))
@@ -41,4 +51,5 @@ def create_app(service: Service) -> falcon.App:
     app.add_route(f"{PREFIX}/job/enable/{{job_id}}", JobAction(service.enable_job))
     app.add_route(f"{PREFIX}/job/disable/{{job_id}}", JobAction(service.disable_job))
     app.add_route(f"{PREFIX}/stats", AppStatsResource(service))
+    webui.add_routes(app)
     return app

@@ -14,14 +14,14 @@ import logging
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Callable
 
 from kalad.api.app import create_app
-from kalad.api.jobs import MAX_BODY
-from kalad.config import SETTINGS, Config, Loaded, format_value, listen_address
+from kalad.config import EX_CONFIG, SETTINGS, Config, Loaded, format_value, listen_address
 from kalad.core.errors import StoreError
-from kalad.runtime import logs, systemd
+from kalad.runtime import access, logs, systemd
 from kalad.runtime.clock import SystemClock, local_zone
 from kalad.runtime.remote import RemoteRunner
 from kalad.runtime.server import ApiServer
@@ -43,17 +43,43 @@ _STOPPED = -1  # posted to the signal queue when the jobs are stopped
 
 
 class Launchers:
-    """The service's one launcher: local attempts to the supervisor, HTTP ones to the pool."""
+    """The service's one launcher: local attempts to the supervisor, HTTP ones to the pool.
+
+    Local attempts are spawned by ``SPAWNERS`` threads, not by the caller: the timer
+    hands over a second's worth of due jobs and goes back to its clock at once, and
+    spawns overlap (each waits for the kernel to exec its child with the GIL released).
+    """
+
+    SPAWNERS = 4
 
     def __init__(self, local: Supervisor, remote: RemoteRunner) -> None:
         self.local = local
         self.remote = remote
+        self._spawners = ThreadPoolExecutor(self.SPAWNERS, thread_name_prefix="spawner")
 
     def launch(self, attempt, done) -> None:
-        (self.remote if attempt.request is not None else self.local).launch(attempt, done)
+        if attempt.request is not None:
+            self.remote.launch(attempt, done)
+            return
+        try:
+            self._spawners.submit(self._launch_local, attempt, done)
+        except RuntimeError:  # shutting down: the supervisor refuses it, reporting why
+            self.local.launch(attempt, done)
+
+    def _launch_local(self, attempt, done) -> None:
+        try:
+            self.local.launch(attempt, done)
+        except Exception:  # a bug; the pool would keep it quiet
+            log.exception("job=%s run=%s: starting the attempt failed", attempt.job_id,
+                          attempt.run_id)
 
     def terminate_all(self, grace: float) -> None:
-        """Stop both at once, each given the same grace."""
+        """Stop both at once, each given the same grace.
+
+        Attempts handed over before are started (or refused) first, so every one
+        of them reports its outcome.
+        """
+        self._spawners.shutdown(wait=True)
         remote = threading.Thread(target=self.remote.terminate_all, args=(grace,))
         remote.start()
         self.local.terminate_all(grace)
@@ -68,7 +94,14 @@ class Launchers:
 
 
 class StartupError(Exception):
-    """Start-up cannot go on; the message is the one line the user sees."""
+    """Start-up cannot go on; the message is the one line the user sees.
+
+    ``status`` is the exit status: 1, or 78 (EX_CONFIG) when the config is at fault.
+    """
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def job_environment(environ: dict[str, str]) -> dict[str, str]:
@@ -89,6 +122,10 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
     """
     signals = SignalQueue(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     clock = SystemClock()
+    try:
+        policy = access.build_policy(config, listen_address(config)[0], os.environ)
+    except access.AccessError as exc:
+        raise StartupError(str(exc), EX_CONFIG) from None
     try:
         store = open_store(
             config.jobdb,
@@ -114,6 +151,7 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
         base_env=job_environment(dict(os.environ)),
         default_owner=config.default_owner,
         recent_stats=config.stats_per_job,
+        limits=access.job_limits(config),
     )
     try:
         count = service.load()
@@ -123,8 +161,10 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
         raise StartupError(f"cannot load jobs: {exc}") from None
     host, port = listen_address(config)
     try:
-        server = ApiServer(create_app(service), host, port, threads=config.threads,
-                           max_body=MAX_BODY + 4096)
+        server = ApiServer(create_app(service, policy), host, port, threads=config.threads,
+                           max_body=config.max_body + 4096,
+                           connection_limit=config.max_connections,
+                           idle_timeout=config.idle_timeout)
     except OSError as exc:
         committer.close()
         store.close()
@@ -140,7 +180,7 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
     log.info("kalad ready: %d jobs, API on http://%s:%s/api/v1/, store %s%s",
              count, bound_host, bound_port, config.jobdb,
              f", watchdog ping every {watchdog.interval:g}s" if watchdog.enabled else "")
-    status = status_line(service, clock, zone)
+    status = status_line(service, clock, zone, committer.problem)
     systemd.notify("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
     if on_ready is not None:
         on_ready()
@@ -155,13 +195,13 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
             systemd.notify("RELOADING=1", f"MONOTONIC_USEC={int(clock.monotonic() * 1e6)}")
             config = reload_config(config, reload)
             systemd.notify("READY=1", f"STATUS={status}")
-        now_status = status_line(service, clock, zone)
+        now_status = status_line(service, clock, zone, committer.problem)
         if now_status != status:
             status = now_status
             systemd.notify(f"STATUS={status}")
         if clock.monotonic() >= next_housekeeping:
             next_housekeeping = clock.monotonic() + HOUSEKEEPING_EVERY
-            housekeeping(config, store, clock)
+            housekeeping(config, service, clock)
 
     running = service.running()
     systemd.notify("STOPPING=1", f"STATUS=stopping, {running} job{'s' if running != 1 else ''}"
@@ -209,10 +249,17 @@ def _stop_then_post(launchers: Launchers, grace: float, signals: SignalQueue) ->
         signals.post(_STOPPED)
 
 
-def status_line(service: Service, clock, zone) -> str:
-    """``42 jobs, 1 running, next run 12:00:05``: the systemctl status line."""
+def status_line(service: Service, clock, zone, store_problem: str | None = None) -> str:
+    """``42 jobs, 1 running, next run 12:00:05``: the systemctl status line.
+
+    While the store is degraded (``GroupCommitter.problem``) the line starts with
+    ``store degraded: <why>; ``.
+    """
     stats = service.app_stats()
     parts = [f"{stats.jobs} job{'' if stats.jobs == 1 else 's'}"]
+    if store_problem:
+        why = store_problem if len(store_problem) <= 160 else store_problem[:157] + "..."
+        parts[0] = f"store degraded: {why}; {parts[0]}"
     if stats.disabled_jobs:
         parts.append(f"{stats.disabled_jobs} disabled")
     running = service.running()
@@ -273,12 +320,12 @@ def reload_config(current: Config, reload: Callable[[], Loaded] | None) -> Confi
     return applied
 
 
-def housekeeping(config: Config, store, clock) -> None:
+def housekeeping(config: Config, service: Service, clock) -> None:
     """Periodic work of the main thread: run-record retention by age."""
     if config.jobstat_ttl < 0:
         return
     try:
-        pruned = store.prune_runs(clock.now() - timedelta(minutes=config.jobstat_ttl))
+        pruned = service.prune_runs(clock.now() - timedelta(minutes=config.jobstat_ttl))
     except StoreError as exc:
         log.warning("pruning old runs failed: %s", exc)
         return

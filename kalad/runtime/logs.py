@@ -9,9 +9,11 @@ journald adds one. A forking daemon without systemd logs to syslog. Anything els
 
 from __future__ import annotations
 
+import atexit
 import logging
 import logging.handlers
 import os
+import queue
 import stat
 import sys
 from typing import TextIO
@@ -94,8 +96,25 @@ def level_of(config) -> int:
     return logging.DEBUG if config.verbose else LEVELS[config.level]
 
 
+class _Handoff(logging.handlers.QueueHandler):
+    """Queue the record as it is: the listener, in this process, formats it."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
 def setup(level: int = logging.INFO, target: str = "stderr") -> None:
-    """Send every record of ``level`` and above to ``target`` (see ``choose_target``)."""
+    """Send every record of ``level`` and above to ``target`` (see ``choose_target``).
+
+    Threads that log only queue the record; one listener thread formats and writes
+    it. The timer and the supervisor log every job start and end, and must not wait
+    on a slow journal or on each other for the handler's lock. ``stop`` (also run at
+    exit) writes what is still queued.
+    """
+    global _listener
     handler: logging.Handler
     if target == "syslog":
         handler = logging.handlers.SysLogHandler(
@@ -105,11 +124,28 @@ def setup(level: int = logging.INFO, target: str = "stderr") -> None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(JournalFormatter() if target == "journal"
                              else logging.Formatter(PLAIN_FORMAT))
+    stop()
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, handler)
+    _listener.start()
     root = logging.getLogger()
     for old in root.handlers:
         old.close()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Handoff(records)]
     root.setLevel(level)
+
+
+def stop() -> None:
+    """Write every queued record and stop the listener (a no-op when none runs)."""
+    global _listener
+    if _listener is not None:
+        listener, _listener = _listener, None
+        listener.stop()
+        for handler in listener.handlers:
+            handler.close()
+
+
+atexit.register(stop)
 
 
 def set_level(level: int) -> None:

@@ -1,9 +1,10 @@
 """The supervisor: the one module of kalad that starts processes.
 
-Every attempt is started the same way (STYLE 8): ``os.posix_spawn`` from the calling
-thread (no fork of the threaded daemon), the argv as given with no shell, exactly the
-attempt's environment, a new session (so the process group id is the pid), stdin from
-``/dev/null``, and stdout and stderr into one pipe of which only a bounded tail is kept.
+Every attempt is started the same way (STYLE 8): posix_spawn (``runtime/spawn.py``)
+from the calling thread (no fork of the threaded daemon), the argv as given with no
+shell, exactly the attempt's environment, a new session (so the process group id is
+the pid), stdin from ``/dev/null``, and stdout and stderr into one pipe of which only
+a bounded tail is kept.
 
 One watcher thread watches every child without a thread per child: a selector holds
 each child's pidfd (readable once it exits) and its pipe, plus an eventfd that
@@ -17,6 +18,7 @@ Signals always go to the whole process group, and only while the leader is unrea
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import heapq
@@ -27,11 +29,12 @@ import selectors
 import signal
 import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 from kalad.core.ports import Attempt, Clock
 from kalad.core.runs import AttemptOutcome
+from kalad.runtime.spawn import Spawner
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,7 @@ Done = Callable[[AttemptOutcome], None]
 _CHUNK = 64 * 1024
 _DRAIN_LIMIT = 1024 * 1024  # bytes read after the leader exits (a grandchild may keep writing)
 _ORPHAN_POLL_MAX = 1.0  # seconds between sweeps for orphaned zombies
+_ORPHAN_POLL_MIN = 0.05  # ... and at least, however many attempts exit
 _PR_SET_CHILD_SUBREAPER = 36
 _REFUSED = "not started: kalad is stopping"
 
@@ -149,12 +153,13 @@ class Supervisor:
         self._output_limit = output_limit
         self._kill_grace = kill_grace
         self._reap_orphans = reap_orphans
-        # Lock order: _spawn_lock, then _lock. _spawn_lock covers spawning and
-        # registering, so the orphan sweep never mistakes a new child for an orphan.
-        self._spawn_lock = threading.Lock()
+        # Spawns in flight and the sections that need none (see ``_no_spawns``).
+        self._spawner = Spawner(_DEFAULT_SIGNALS)
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._children: dict[int, _Child] = {}  # (lock) pid -> child, until done has run
+        self._spawning = 0  # (lock) spawns in flight
+        self._exclusive = False  # (lock) a _no_spawns section holds off new spawns
         self._pending: list[_Child] = []  # (lock) launched, not yet in the selector
         self._woken = False  # (lock) a wake-up is already in the eventfd
         self._closing = False  # (lock) terminate_all or stop began: launch refuses
@@ -184,7 +189,7 @@ class Supervisor:
         """Stop the watcher thread; children still running are killed at once first."""
         if self._stopped:
             return
-        with self._spawn_lock, self._lock:
+        with self._no_spawns(), self._lock:
             self._closing = True  # no launch is half-way through once this is set
             left = sum(not child.reaped for child in self._children.values())
             unfinished = bool(self._children)
@@ -239,26 +244,18 @@ class Supervisor:
                started_at: datetime) -> str:
         """Spawn and register the child; return why not, or "" on success."""
         name = attempt.argv[0]
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, w, 1),
-            (os.POSIX_SPAWN_DUP2, w, 2),
-            (os.POSIX_SPAWN_CLOSE, w),
-        ]
-        with self._spawn_lock:
-            with self._lock:
-                if self._closing:
-                    return _REFUSED
+        if not self._enter_spawn():
+            return _REFUSED
+        try:
             try:
-                pid = os.posix_spawn(path, attempt.argv, attempt.env, file_actions=actions,
-                                     setsid=True, setsigmask=(), setsigdef=_DEFAULT_SIGNALS)
+                pid = self._spawner.spawn(path, attempt.argv, attempt.env, w)
             except FileNotFoundError:
                 return f"command not found: {name}"
             except PermissionError:
                 return f"permission denied: {name}"
             except OSError as exc:
                 return f"cannot start {name}: {exc.strerror or exc}"
-            except (ValueError, TypeError) as exc:
+            except ValueError as exc:
                 return f"cannot start {name}: {exc}"
             try:
                 pidfd = os.pidfd_open(pid)
@@ -277,11 +274,49 @@ class Supervisor:
                 wake = not self._woken
                 self._woken = True
             if wake:
-                self._wake()  # under _spawn_lock: stop() cannot have closed the eventfd
+                self._wake()  # inside the spawn section: stop() cannot have closed the eventfd
+        finally:
+            self._leave_spawn()
         log.info("job=%s run=%s pid=%d name=%r started (%s, attempt %d)", attempt.job_id,
                  attempt.run_id, pid, attempt.job_name, attempt.trigger, attempt.number)
         log.debug("run=%s argv=%r timeout=%s", attempt.run_id, attempt.argv, attempt.timeout)
         return ""
+
+    # Spawns run concurrently (the GIL is released meanwhile, see ``spawn``); the
+    # orphan sweep and shutdown need none in flight, so a spawned child is always
+    # registered before anyone could take it for an orphan or miss it at shutdown.
+
+    def _enter_spawn(self) -> bool:
+        """Begin a spawn; False when kalad is stopping."""
+        with self._changed:
+            while self._exclusive:
+                self._changed.wait()
+            if self._closing:
+                return False
+            self._spawning += 1
+            return True
+
+    def _leave_spawn(self) -> None:
+        with self._changed:
+            self._spawning -= 1
+            if not self._spawning:
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def _no_spawns(self) -> Iterator[None]:
+        """Hold off new spawns and wait for those in flight to be registered."""
+        with self._changed:
+            while self._exclusive:
+                self._changed.wait()
+            self._exclusive = True
+            while self._spawning:
+                self._changed.wait()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._exclusive = False
+                self._changed.notify_all()
 
     def _failed(self, attempt: Attempt, done: Done, started_at: datetime, message: str,
                 killed: bool = False) -> None:
@@ -308,7 +343,7 @@ class Supervisor:
             with self._lock:
                 if self._children:
                     raise RuntimeError("terminate_all needs the watcher thread running")
-        with self._spawn_lock, self._lock:
+        with self._no_spawns(), self._lock:
             self._closing = True
         now = self._clock.monotonic()
         deadline = now + max(grace, 0.0)
@@ -393,9 +428,9 @@ class Supervisor:
                 self._run_timers()
                 if self._reap_orphans:
                     now = self._clock.monotonic()
-                    if exited:
-                        sweep_delay = 0.01
-                        next_sweep = now
+                    if exited:  # a job's leftovers often exit with it: look soon
+                        sweep_delay = _ORPHAN_POLL_MIN
+                        next_sweep = min(next_sweep, now + _ORPHAN_POLL_MIN)
                     if now >= next_sweep:
                         self._sweep_orphans()
                         next_sweep = now + sweep_delay
@@ -544,7 +579,7 @@ class Supervisor:
     def _sweep_orphans(self) -> None:
         """Reap exited children that are not attempts (orphans handed to us as subreaper)."""
         while True:
-            with self._spawn_lock:
+            with self._no_spawns():
                 try:
                     info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
                 except ChildProcessError:

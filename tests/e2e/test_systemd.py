@@ -167,7 +167,7 @@ def test_job_start_and_end_are_one_info_line_each_with_the_pid(tmp_path, kalad_f
     job_id = k.create(name="pid-echo", command=f"sh -c 'echo $$ > {out}; exit 3'")
     wait_until(lambda: f"job={job_id}" in k.log() and " failed " in k.log(), timeout=10)
     pid = out.read_text().strip()
-    mine = [l for l in k.log().splitlines() if f"job={job_id}" in l]
+    mine = [l for l in k.log().splitlines() if f"job={job_id} run=" in l]
     assert len(mine) == 2, mine
     start, end = mine
     assert " INFO " in start and f"pid={pid} " in start and "started (schedule, attempt 1)" in start

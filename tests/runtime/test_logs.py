@@ -54,15 +54,19 @@ def test_targets_without_journal_or_syslog(monkeypatch):
     assert logs.choose_target("syslog", daemon=False) == "stderr"
 
 
-def test_setup_and_set_level():
+def test_setup_and_set_level(capsys):
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
         logs.setup(logging.WARNING, "journal")
-        assert isinstance(root.handlers[0].formatter, logs.JournalFormatter)
         assert root.level == logging.WARNING
+        logging.getLogger("kalad.t").warning("two\nlines")
+        logging.getLogger("kalad.t").info("below the level")
+        logs.stop()  # the listener writes what is queued
+        assert capsys.readouterr().err == "<4>kalad.t: two\n<4>lines\n"
         logs.set_level(logging.DEBUG)
         assert root.level == logging.DEBUG
     finally:
+        logs.stop()
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
