@@ -1,4 +1,4 @@
-"""``python -m bench [lateness] [firerate] [api] [scale] [--quick] ...``: run the benchmarks.
+"""``python -m bench [lateness] [firerate] [api] [scale] [store] [--quick] ...``: run the benchmarks.
 
 Starts a real kalad (LMDB in a temp dir, free port on 127.0.0.1, ready on READY=1), runs
 the chosen measurements (all by default) each beside its baselines, and writes
@@ -20,12 +20,13 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import api, firerate, lateness, report, scale
+from bench import api, firerate, lateness, report, scale, store
 from bench.common import PROJECT_ROOT, RESULTS_DIR, say
 from bench.daemon import Kalad
 from bench.load import WRK
 
-MEASURES = {"lateness": lateness, "firerate": firerate, "api": api, "scale": scale}
+MEASURES = {"lateness": lateness, "firerate": firerate, "api": api, "scale": scale,
+            "store": store}
 
 
 class Context:

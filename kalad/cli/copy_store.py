@@ -7,7 +7,8 @@ the jobs themselves (``parent_jobs``/``dependent_jobs``), so they travel with th
 The runs copied are those of the jobs copied (a run whose job is gone is not).
 Each job travels with its runs in one transaction, many jobs per transaction.
 The destination must be empty unless ``--replace``, which first deletes its jobs.
-Stop the daemon first: a store being written while copied gives a mixed copy.
+Both stores are locked as a daemon locks its store, so a store a running daemon
+uses is refused: stop the daemon first.
 
 Exit status: 0 copied, 1 a store failed (one line on stderr), 2 bad usage.
 """

@@ -18,13 +18,16 @@ redis       ``host[:port][/n]``   ``redis://[user:pw@]host:port/n``
 =========== ===================== =========================================
 
 ``username``/``password`` (``--jobdb-username``/``--jobdb-password``) override a URL's.
+SQLite without an address uses ``<lmdb_path>/kalad.db``.
 ``prefix`` names the tables (or Redis keys): ``<prefix>jobs``, ``<prefix>runs``, ...
 """
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
+from kalad.core.errors import StoreError
 from kalad.core.ports import JobStore
 
 KINDS = ("lmdb", "mariadb", "memory", "mysql", "postgres", "redis", "sqlite")
@@ -57,8 +60,15 @@ def open_store(
     username: str | None = None,
     password: str | None = None,
     prefix: str = "kalad_",
+    exclusive: bool = True,
 ) -> JobStore:
-    """Open the store named ``kind``; ``StoreError`` if it cannot be opened."""
+    """Open the store named ``kind``; ``StoreError`` if it cannot be opened.
+
+    ``exclusive`` (the default) takes the store's lock for as long as it is open, so
+    a second daemon (or ``copy-store``) on the same store is refused: see
+    ``kalad.store.ownership``. LMDB is always exclusive. A SQLite store without
+    ``address`` is ``<lmdb_path>/kalad.db`` (the directory made 0700 if missing).
+    """
     if kind == "memory":
         from kalad.store.memory import MemoryStore
 
@@ -71,16 +81,19 @@ def open_store(
         return LmdbStore(lmdb_path, keep_runs=keep_runs)
     if kind == "sqlite":
         if not address:
-            raise ValueError("the sqlite store needs --jobdb-address: a file path")
+            if lmdb_path is None:
+                raise ValueError("the sqlite store needs --jobdb-address: a file path")
+            address = default_sqlite_path(lmdb_path)
         from kalad.store.sqlite import SqliteStore
 
-        return SqliteStore(address, keep_runs=keep_runs, prefix=prefix)
+        return SqliteStore(address, keep_runs=keep_runs, prefix=prefix, exclusive=exclusive)
     if kind in ("postgres", "postgresql"):
         from kalad.store.postgres import PostgresStore
 
         return PostgresStore(
             address or _DEFAULT_ADDRESS["postgres"],
             username=username, password=password, keep_runs=keep_runs, prefix=prefix,
+            exclusive=exclusive,
         )
     if kind in ("mysql", "mariadb"):
         from kalad.store.mysql import MysqlStore
@@ -88,6 +101,7 @@ def open_store(
         return MysqlStore(
             address or _DEFAULT_ADDRESS["mysql"],
             username=username, password=password, keep_runs=keep_runs, prefix=prefix,
+            exclusive=exclusive,
         )
     if kind == "redis":
         from kalad.store.redis import RedisStore
@@ -95,12 +109,27 @@ def open_store(
         return RedisStore(
             address or _DEFAULT_ADDRESS["redis"],
             username=username, password=password, keep_runs=keep_runs, prefix=prefix,
+            exclusive=exclusive,
         )
     raise ValueError(f"unknown store {kind!r}: choose one of {', '.join(KINDS)}")
 
 
+def default_sqlite_path(lmdb_path: str) -> str:
+    """``<lmdb_path>/kalad.db``, making the directory (0700) if it is missing."""
+    try:
+        os.makedirs(lmdb_path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise StoreError(f"cannot create store directory {lmdb_path}: {exc.strerror}") from None
+    else:
+        os.chmod(lmdb_path, 0o700)  # mkdir's mode is filtered by the umask
+    return os.path.join(lmdb_path, "kalad.db")
+
+
 def open_url(
-    url: str, *, keep_runs: int = 1000, prefix: str = "kalad_", **options: str
+    url: str, *, keep_runs: int = 1000, prefix: str = "kalad_", exclusive: bool = True,
+    **options: str,
 ) -> JobStore:
     """Open the store a URL names: ``postgresql://...``, ``lmdb:///dir``, ``memory:`` ...
 
@@ -116,4 +145,5 @@ def open_url(
         return open_store("lmdb", lmdb_path=url[len("lmdb://"):], keep_runs=keep_runs)
     if kind == "memory":
         return open_store("memory", keep_runs=keep_runs)
-    return open_store(kind, address=url, keep_runs=keep_runs, prefix=prefix, **options)
+    return open_store(kind, address=url, keep_runs=keep_runs, prefix=prefix,
+                      exclusive=exclusive, **options)

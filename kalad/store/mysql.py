@@ -10,10 +10,14 @@ socket after 30 s, lock waits after 30 s.
 
 Address: ``host[:port]/db`` (with ``--jobdb-username``/``--jobdb-password``) or a
 URL ``mysql://user:pw@host:port/db`` (``mariadb://`` is the same).
+
+One daemon per database and prefix: the store holds ``GET_LOCK('kalad:<hash of db and
+prefix>', 0)`` on a connection of its own while open (see ``kalad.store.ownership``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -47,9 +51,11 @@ class MysqlStore(SqlStore):
         password: str | None = None,
         keep_runs: int = 1000,
         prefix: str = "kalad_",
+        exclusive: bool = True,
     ) -> None:
         self._params = parse_address(address, username, password)
-        super().__init__(keep_runs=keep_runs, prefix=prefix)
+        self._prefix = prefix
+        super().__init__(keep_runs=keep_runs, prefix=prefix, exclusive=exclusive)
 
     def where(self) -> str:
         p = self._params
@@ -69,6 +75,45 @@ class MysqlStore(SqlStore):
             read_timeout=sql.STATEMENT_TIMEOUT,
             write_timeout=sql.STATEMENT_TIMEOUT,
             init_command=f"SET SESSION innodb_lock_wait_timeout = {sql.STATEMENT_TIMEOUT}",
+        )
+
+    def _lock_name(self) -> str:
+        # GET_LOCK names are server-wide (64 characters at most): name the database too.
+        digest = hashlib.sha256(
+            f"{self._params.get('database', '')}\0{self._prefix}".encode()).hexdigest()
+        return f"kalad:{digest[:40]}"
+
+    def _try_lock(self) -> tuple[Any, str]:
+        conn = self._connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT GET_LOCK(%s, 0)", (self._lock_name(),))
+                if cur.fetchone()[0] == 1:
+                    return conn, ""
+                cur.execute(
+                    "SELECT p.ID, p.HOST FROM information_schema.PROCESSLIST p"
+                    " WHERE p.ID = IS_USED_LOCK(%s)", (self._lock_name(),))
+                row = cur.fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()
+        return None, f"connection {row[0]} from {row[1]}" if row else ""
+
+    def _lock_alive(self, owner: Any) -> None:
+        with owner.cursor() as cur:
+            cur.execute("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()", (self._lock_name(),))
+            if cur.fetchone()[0] != 1:
+                raise pymysql.err.OperationalError(2013, "the lock connection lost its lock")
+
+    def _trim_sql(self, count: int) -> str:
+        # MariaDB cannot DELETE from a table its WHERE subquery reads; a join on the
+        # (materialized) ranking can.
+        p = self._prefix
+        return (
+            f"DELETE r FROM {p}runs AS r JOIN ({self._ranked_runs(count)}) AS ranked"
+            " ON r.job_id = ranked.job_id AND r.started = ranked.started"
+            " AND r.run_id = ranked.run_id WHERE ranked.n > %s"
         )
 
     def _ddl(self) -> list[str]:

@@ -10,14 +10,19 @@ runs sort by bytes as in LMDB, records are ``bytea``. Commits use the server's
 Address: ``host[:port]/db`` (``--jobdb-address``, with ``--jobdb-username`` and
 ``--jobdb-password``) or a URL ``postgresql://user:pw@host:port/db?sslmode=...``
 (libpq's conninfo; username/password given separately override the URL's).
+
+One daemon per database and prefix: the store holds ``pg_try_advisory_lock(LOCK_CLASS,
+lock_key(prefix))`` on a connection of its own (``kalad-lock ...`` in
+``pg_stat_activity``) while open (see ``kalad.store.ownership``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
-from kalad.store import sql
+from kalad.store import ownership, sql
 from kalad.store.sql import SqlStore, split_host_port
 
 try:
@@ -26,6 +31,12 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise sql.need_driver("postgres", "psycopg", "postgres") from exc
 
 DEFAULT_PORT = 5432
+LOCK_CLASS = 0x6B616C61  # "kala": first key of the two-key advisory lock
+
+
+def lock_key(prefix: str) -> int:
+    """The advisory lock's second key: 31 bits of the prefix's hash."""
+    return int.from_bytes(hashlib.sha256(prefix.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 class PostgresStore(SqlStore):
@@ -45,9 +56,11 @@ class PostgresStore(SqlStore):
         password: str | None = None,
         keep_runs: int = 1000,
         prefix: str = "kalad_",
+        exclusive: bool = True,
     ) -> None:
         self._params = parse_address(address, username, password)
-        super().__init__(keep_runs=keep_runs, prefix=prefix)
+        self._prefix = prefix
+        super().__init__(keep_runs=keep_runs, prefix=prefix, exclusive=exclusive)
 
     def where(self) -> str:
         p = self._params
@@ -58,9 +71,11 @@ class PostgresStore(SqlStore):
         """The server process of the current connection (for tests and diagnostics)."""
         return None if self._conn is None else self._conn.info.backend_pid
 
-    def _connect(self) -> Any:
+    def _connect(self, role: str = "") -> Any:
         params = dict(self._params)
         conninfo = params.pop("conninfo", "")
+        # The name shows in pg_stat_activity: which daemon, which tables, which role.
+        name = f"kalad{role} {self._prefix} {ownership.holder_name()}"
         return psycopg.connect(
             conninfo,
             autocommit=True,
@@ -70,9 +85,36 @@ class PostgresStore(SqlStore):
             keepalives_idle=30,
             keepalives_interval=10,
             keepalives_count=3,
-            application_name="kalad",
+            application_name=name[:63],
             **params,
         )
+
+    def _try_lock(self) -> tuple[Any, str]:
+        conn = self._connect("-lock")
+        try:
+            key = (LOCK_CLASS, lock_key(self._prefix))
+            if conn.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]:
+                return conn, ""
+            row = conn.execute(
+                "SELECT a.application_name, host(a.client_addr) FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid"
+                " WHERE l.locktype = 'advisory' AND l.granted AND l.database = ("
+                "SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND l.classid = %s AND l.objid = %s AND l.objsubid = 2",
+                key,
+            ).fetchone()
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()
+        if row is None:
+            return None, ""
+        name, addr = row
+        return None, f"{name.partition(' ' + self._prefix + ' ')[2] or name}" + (
+            f", connected from {addr}" if addr else "")
+
+    def _lock_alive(self, owner: Any) -> None:
+        owner.execute("SELECT 1")
 
     def _ddl(self) -> list[str]:
         p = self._prefix

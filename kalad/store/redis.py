@@ -13,14 +13,20 @@ Keys, each starting with the store's prefix (default ``kalad_``):
 ``apply`` reads the run sets it touches, works out the result (retention
 included) and writes it in one MULTI/EXEC, so other clients see all of it or none.
 Writers (``apply``, ``prune_runs``) are serialized by a lock; reads run alongside.
-A lost connection is retried a few times with backoff (logged as WARNING), then
-``StoreUnavailable``; sockets time out (5 s connect, 30 s per command).
+A lost connection is retried a few times with backoff (DEBUG; a reconnect at INFO),
+then ``StoreUnavailable``; sockets time out (5 s connect, 30 s per command).
 
 Durability is the Redis server's: EXEC returning means the change is in the
 server's memory only. With ``appendonly yes`` + ``appendfsync always`` it is on disk
 before ``apply`` returns; with the defaults (RDB snapshots) the last changes may be
 lost when the server stops; with ``--save ""`` and no AOF (as on the test machine)
 nothing survives a server restart. Configure the server for what you need.
+
+One daemon per database and prefix: the store sets ``<p>lock`` with ``SET NX PX``
+(``ownership.LOCK_TTL``, 15 s) and refreshes it every 5 s; a second daemon is refused
+while it is there. A daemon killed with -9 leaves it until it expires, so a restart
+right after such a crash is refused for up to 15 s; after expiry any daemon may take
+it over (see ``kalad.store.ownership``).
 
 Address: ``host[:port][/db]`` (with ``--jobdb-username``/``--jobdb-password``) or a
 URL ``redis://[user:pw@]host:port/db`` (``rediss://`` for TLS, ``unix://``).
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import struct
 import threading
 import time
@@ -39,7 +46,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from kalad.core.errors import StoreError, StoreUnavailable
 from kalad.core.ports import Change, Loaded
 from kalad.core.runs import Run
-from kalad.store import sql
+from kalad.store import ownership, sql
 from kalad.store.codec import decode_job, decode_run, encode_job, encode_run, micros
 
 try:
@@ -74,6 +81,7 @@ class RedisStore:
         keep_runs: int = 1000,
         prefix: str = "kalad_",
         client_name: str | None = None,
+        exclusive: bool = True,
     ) -> None:
         if keep_runs < 0:
             raise ValueError("keep_runs must be 0 or more")
@@ -84,6 +92,10 @@ class RedisStore:
         self._ended = self._prefix + b"ended"
         self._write_lock = threading.Lock()
         self._closed = False
+        self._unavailable = False  # the last call gave up on the server
+        self._lock_key = self._prefix + b"lock"
+        self._token = f"{ownership.holder_name()} {secrets.token_hex(8)}".encode()
+        self._keeper: ownership.Keeper | None = None
         options: dict[str, Any] = dict(
             socket_timeout=sql.STATEMENT_TIMEOUT,
             socket_connect_timeout=sql.CONNECT_TIMEOUT,
@@ -107,6 +119,8 @@ class RedisStore:
             self._where = f"{host}:{port}/{db or 0}"
             self._client = redis.Redis(host=host, port=port, db=int(db or 0), **options)
         try:
+            if exclusive:
+                self._take_ownership()
             self._call(self._check_schema, what="open")
         except BaseException:
             self.close()
@@ -173,10 +187,48 @@ class RedisStore:
             if self._closed:
                 return
             self._closed = True
+        if self._keeper is not None:
+            self._keeper.stop()
             try:
-                self._client.close()
-            except Exception:
-                pass
+                self._client.eval(_RELEASE, 1, self._lock_key, self._token)
+            except redis.RedisError:
+                pass  # it expires by itself
+        try:
+            self._client.close()
+        except Exception:
+            pass
+
+    # -- one daemon per store ----------------------------------------------------------
+
+    def _take_ownership(self) -> None:
+        ttl = int(ownership.LOCK_TTL * 1000)
+        if not self._call(lambda r: r.set(self._lock_key, self._token, nx=True, px=ttl),
+                          what="lock"):
+            holder, left = self._call(
+                lambda r: (r.get(self._lock_key), r.pttl(self._lock_key)), what="lock")
+            text = (holder or b"").decode("utf-8", "replace").rsplit(" ", 1)[0]
+            if left and left > 0:
+                text += f"; if it is gone, the lock expires in {left / 1000:.0f}s"
+            raise ownership.in_use("redis", self._where, self._prefix.decode(), text)
+        self._keeper = ownership.Keeper(
+            "redis-lock", self._keep_lock, every=ownership.LOCK_TTL / 3)
+
+    def _keep_lock(self) -> str | None:
+        ttl = int(ownership.LOCK_TTL * 1000)
+        try:
+            kept = self._client.eval(_REFRESH, 1, self._lock_key, self._token, ttl)
+        except redis.RedisError as exc:
+            return f"redis store {self._where}: cannot refresh its lock: {exc}"
+        if kept == 2:
+            log.warning("redis store %s: the lock had expired (cut off for over %gs); taken again",
+                        self._where, ownership.LOCK_TTL)
+        if kept == 0:
+            holder = self._client.get(self._lock_key) or b""
+            log.error("redis store %s (prefix %s): another kalad (%s) took the lock after it"
+                      " expired: stop one of them", self._where, self._prefix.decode(),
+                      holder.decode("utf-8", "replace").rsplit(" ", 1)[0])
+            return "another kalad holds the lock"
+        return None
 
     # -- the work ----------------------------------------------------------------------
 
@@ -269,17 +321,27 @@ class RedisStore:
 
     def _call(self, work: Callable[[redis.Redis], _T], *, what: str) -> _T:
         delays = sql.RETRY_DELAYS
-        for attempt in range(len(delays) + 1):
+        lost = ""
+        # Once unavailable, one attempt per call until one succeeds (as in SqlStore).
+        tries = 1 if self._unavailable else len(delays) + 1
+        for attempt in range(tries):
             if self._closed:
                 raise StoreUnavailable(f"redis store {self._where} is closed")
             try:
-                return work(self._client)
+                result = work(self._client)
+                if lost:
+                    log.info("redis store %s: connection lost during %s (%s); reconnected",
+                             self._where, what, lost)
+                self._unavailable = False
+                return result
             except _LOST as exc:
-                if attempt == len(delays):
+                if attempt == tries - 1:
+                    self._unavailable = True
                     raise StoreUnavailable(
                         f"redis store {self._where} unavailable ({what}): {exc}"
                     ) from exc
-                log.warning(
+                lost = lost or str(exc)
+                log.debug(
                     "redis store %s: %s failed (%s); reconnecting in %.1fs",
                     self._where, what, exc, delays[attempt],
                 )
@@ -287,6 +349,25 @@ class RedisStore:
             except redis.RedisError as exc:
                 raise StoreError(f"redis store {self._where}: {what} failed: {exc}") from exc
         raise AssertionError("unreachable")
+
+
+# Refresh the lock if it is ours (1), take it again if it expired (2), else 0.
+_REFRESH = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 2
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 def _raw(text: str) -> bytes:

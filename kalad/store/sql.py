@@ -12,10 +12,13 @@ Three tables, each named with the store's prefix (default ``kalad_``):
 Every ``apply`` is one transaction (``BEGIN`` .. ``COMMIT``), all its changes in
 order, committed (so durable, by the server's settings) before it returns. The
 store keeps one connection behind a lock, so any thread may call it. A lost
-connection (or a connect that fails) is retried a few times with backoff, each
-logged as a WARNING, then ``StoreUnavailable`` is raised; any other database error
-rolls the transaction back and raises ``StoreError``. Re-applying a batch whose
-COMMIT was cut off is harmless: every operation is an upsert, a delete or a trim.
+connection (or a connect that fails) is retried a few times with backoff (each
+retry logged at DEBUG, a successful reconnect at INFO), then ``StoreUnavailable``
+is raised and the caller reports it (the group committer: one WARNING per outage);
+after that, each call makes a single attempt, without sleeping, until one succeeds.
+Any other database error rolls the transaction back and raises ``StoreError``.
+Re-applying a batch whose COMMIT was cut off is harmless: every operation is an
+upsert, a delete or a trim.
 
 A backend subclass supplies the driver: how to connect, which errors mean "lost",
 the DDL and the upsert statements. Statements are written with ``%s`` placeholders;
@@ -34,6 +37,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from kalad.core.errors import StoreError, StoreUnavailable
 from kalad.core.ports import Change, Loaded
 from kalad.core.runs import Run
+from kalad.store import ownership
 from kalad.store.codec import decode_job, decode_run, encode_job, encode_run, micros
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ UPGRADES: dict[int, Callable[[str], list[str]]] = {}
 RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0)  # seconds between attempts after a lost connection
 CONNECT_TIMEOUT = 5  # seconds
 STATEMENT_TIMEOUT = 30  # seconds
+TRIM_CHUNK = 100  # jobs per retention statement
 
 _PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}\Z")
 _T = TypeVar("_T")
@@ -75,7 +80,8 @@ class SqlStore:
         """Whether ``exc`` (one of ``lost_errors``) is worth a reconnect and retry."""
         return True
 
-    def __init__(self, *, keep_runs: int = 1000, prefix: str = "kalad_") -> None:
+    def __init__(self, *, keep_runs: int = 1000, prefix: str = "kalad_",
+                 exclusive: bool = True) -> None:
         if keep_runs < 0:
             raise ValueError("keep_runs must be 0 or more")
         self._keep_runs = keep_runs
@@ -83,8 +89,14 @@ class SqlStore:
         self._lock = threading.Lock()
         self._conn: Any = None
         self._closed = False
+        self._unavailable = False  # the last call gave up on the server
+        self._owner: Any = None  # what holds the store's lock (see kalad.store.ownership)
+        self._keeper: ownership.Keeper | None = None
         self._sql = {name: self._q(text) for name, text in self._statements().items()}
+        self._trims: dict[int, str] = {}
         try:
+            if exclusive:
+                self._take_ownership()
             self._call(self._create_schema, what="open")
         except BaseException:
             self.close()
@@ -105,6 +117,80 @@ class SqlStore:
 
     def _upsert(self, table: str, key: tuple[str, ...], values: tuple[str, ...]) -> str:
         raise NotImplementedError
+
+    def _try_lock(self) -> tuple[Any, str]:
+        """Take the store's lock: (what holds it, "") or (None, who holds it instead)."""
+        raise NotImplementedError
+
+    def _lock_alive(self, owner: Any) -> None:
+        """Raise one of ``driver_errors`` if ``owner`` no longer holds the lock."""
+
+    def _release(self, owner: Any) -> None:
+        """Let go of the lock (closing its connection does)."""
+        try:
+            owner.close()
+        except Exception:
+            pass
+
+    # -- one daemon per store ----------------------------------------------------------
+
+    def _take_ownership(self) -> None:
+        deadline = time.monotonic() + ownership.LOCK_WAIT
+        failures = 0
+        while True:
+            try:
+                owner, holder = self._try_lock()
+            except self.lost_errors as exc:
+                if not self._is_lost(exc) or failures == len(RETRY_DELAYS):
+                    raise StoreUnavailable(
+                        f"{self.kind} store {self.where()} unavailable (lock): {_one_line(exc)}"
+                    ) from exc
+                log.debug("%s store %s: lock failed (%s); reconnecting in %.1fs",
+                          self.kind, self.where(), _one_line(exc), RETRY_DELAYS[failures])
+                time.sleep(RETRY_DELAYS[failures])
+                failures += 1
+                continue
+            except self.driver_errors as exc:
+                raise StoreError(
+                    f"{self.kind} store {self.where()}: cannot take its lock: {_one_line(exc)}"
+                ) from exc
+            if owner is not None:
+                break
+            if time.monotonic() >= deadline:
+                raise ownership.in_use(self.kind, self.where(), self._prefix, holder)
+            time.sleep(0.2)
+        self._owner = owner
+        if self.keeps_lock:
+            self._keeper = ownership.Keeper(f"{self.kind}-lock", self._keep_lock)
+
+    keeps_lock = True  # a server-side lock, re-checked by a Keeper thread
+
+    def _keep_lock(self) -> str | None:
+        owner = self._owner
+        if owner is not None:
+            try:
+                self._lock_alive(owner)
+                return None
+            except self.driver_errors:
+                self._owner = None
+                self._release(owner)
+        try:
+            owner, holder = self._try_lock()
+        except self.driver_errors as exc:
+            return f"{self.kind} store {self.where()}: lock lost with its connection:" \
+                   f" {_one_line(exc)}"
+        if owner is None:
+            log.error("%s store %s (prefix %s): another kalad (%s) took the lock while this"
+                      " one was cut off: stop one of them", self.kind, self.where(),
+                      self._prefix, holder)
+            return f"another kalad ({holder}) holds the lock"
+        if self._closed:
+            self._release(owner)
+        else:
+            self._owner = owner
+            log.info("%s store %s: lock connection was lost; lock taken again",
+                     self.kind, self.where())
+        return None
 
     # -- JobStore ----------------------------------------------------------------------
 
@@ -153,6 +239,11 @@ class SqlStore:
                 return
             self._closed = True
             self._drop_connection()
+        if self._keeper is not None:
+            self._keeper.stop()
+        if self._owner is not None:
+            self._release(self._owner)
+            self._owner = None
         log.debug("%s store %s: closed", self.kind, self.where())
 
     # -- the work ----------------------------------------------------------------------
@@ -169,14 +260,6 @@ class SqlStore:
             "newest_runs": (
                 f"SELECT data FROM {p}runs WHERE job_id = %s"
                 " ORDER BY started DESC, run_id DESC LIMIT %s"
-            ),
-            "cutoff": (
-                f"SELECT started, run_id FROM {p}runs WHERE job_id = %s"
-                " ORDER BY started DESC, run_id DESC LIMIT 1 OFFSET %s"
-            ),
-            "trim": (
-                f"DELETE FROM {p}runs WHERE job_id = %s"
-                " AND (started < %s OR (started = %s AND run_id <= %s))"
             ),
             "prune": f"DELETE FROM {p}runs WHERE ended < %s",
             "get_schema": f"SELECT value FROM {p}meta WHERE name = 'schema'",
@@ -205,11 +288,35 @@ class SqlStore:
                 cur.execute(self._sql["delete_runs"], (job_id,))
         # Trimming once at the end keeps the same runs as trimming after every append:
         # both keep the newest keep_runs of what is stored, and a delete empties a job.
-        for job_id in sorted(appended):
-            cur.execute(self._sql["cutoff"], (job_id, self._keep_runs))
-            row = cur.fetchone()
-            if row is not None:
-                cur.execute(self._sql["trim"], (job_id, row[0], row[0], row[1]))
+        # One statement per TRIM_CHUNK jobs, not a round trip per job: a batch of the
+        # group committer touches many jobs.
+        touched = sorted(appended)
+        for start in range(0, len(touched), TRIM_CHUNK):
+            chunk = touched[start:start + TRIM_CHUNK]
+            cur.execute(self._trim_statement(len(chunk)), (*chunk, self._keep_runs))
+
+    def _trim_statement(self, count: int) -> str:
+        """DELETE every run of ``count`` jobs but each job's newest ``keep_runs``."""
+        statement = self._trims.get(count)
+        if statement is None:
+            statement = self._trims[count] = self._q(self._trim_sql(count))
+        return statement
+
+    def _trim_sql(self, count: int) -> str:
+        p = self._prefix
+        return (
+            f"DELETE FROM {p}runs WHERE (job_id, started, run_id) IN ("
+            f"SELECT job_id, started, run_id FROM ({self._ranked_runs(count)}) ranked"
+            " WHERE n > %s)"
+        )
+
+    def _ranked_runs(self, count: int) -> str:
+        """The runs of ``count`` jobs, each numbered from its newest (n = 1)."""
+        return (
+            "SELECT job_id, started, run_id, ROW_NUMBER() OVER (PARTITION BY job_id"
+            f" ORDER BY started DESC, run_id DESC) AS n FROM {self._prefix}runs"
+            f" WHERE job_id IN ({', '.join(['%s'] * count)})"
+        )
 
     def _create_schema(self, cur: Any) -> None:
         def create(cur: Any) -> None:
@@ -260,8 +367,12 @@ class SqlStore:
 
     def _call(self, work: Callable[[Any], _T], *, what: str) -> _T:
         """Run ``work(cursor)`` under the lock, reconnecting and retrying a lost connection."""
+        lost = ""
         with self._lock:
-            for attempt in range(len(RETRY_DELAYS) + 1):
+            # Once unavailable, one attempt per call (no sleeps) until a call succeeds:
+            # the committer retries with its own backoff, and reads fail fast.
+            tries = 1 if self._unavailable else len(RETRY_DELAYS) + 1
+            for attempt in range(tries):
                 if self._closed:
                     raise StoreUnavailable(f"{self.kind} store {self.where()} is closed")
                 try:
@@ -269,25 +380,33 @@ class SqlStore:
                         self._conn = self._connect()
                     cur = self._conn.cursor()
                     try:
-                        return work(cur)
+                        result = work(cur)
                     finally:
                         try:
                             cur.close()
                         except Exception:
                             pass
+                    if lost:
+                        log.info("%s store %s: connection lost during %s (%s); reconnected",
+                                 self.kind, self.where(), what, lost)
+                    self._unavailable = False
+                    return result
                 except self.lost_errors as exc:
                     if not self._is_lost(exc):
                         raise StoreError(
                             f"{self.kind} store {self.where()}: {what} failed: {_one_line(exc)}"
                         ) from exc
                     self._drop_connection()
-                    if attempt == len(RETRY_DELAYS):
+                    if attempt == tries - 1:
+                        self._unavailable = True
                         raise StoreUnavailable(
                             f"{self.kind} store {self.where()} unavailable ({what}):"
                             f" {_one_line(exc)}"
                         ) from exc
                     delay = RETRY_DELAYS[attempt]
-                    log.warning(
+                    lost = lost or _one_line(exc)
+                    # DEBUG: the caller reports the outcome (the committer: once per outage).
+                    log.debug(
                         "%s store %s: %s failed (%s); reconnecting in %.1fs",
                         self.kind, self.where(), what, _one_line(exc), delay,
                     )

@@ -5,6 +5,9 @@ job and start). The database runs in WAL mode with ``synchronous=FULL``: a commi
 is fsynced before ``apply`` returns. Writes take ``BEGIN IMMEDIATE``; a busy
 database is waited on for up to 30 s. The file is created mode 0600.
 
+One daemon per file and prefix: the store ``flock``s a sidecar file
+``<file>.<prefix>lock`` (0600) while open (see ``kalad.store.ownership``).
+
 Address: a file path, or ``sqlite:///abs/path`` (everything after ``sqlite://``).
 """
 
@@ -15,7 +18,7 @@ import sqlite3
 from typing import Any
 
 from kalad.core.errors import StoreError
-from kalad.store import sql
+from kalad.store import ownership, sql
 from kalad.store.sql import SqlStore
 
 
@@ -26,7 +29,10 @@ class SqliteStore(SqlStore):
     lost_errors = ()
     driver_errors = (sqlite3.Error,)
 
-    def __init__(self, path: str, *, keep_runs: int = 1000, prefix: str = "kalad_") -> None:
+    keeps_lock = False
+
+    def __init__(self, path: str, *, keep_runs: int = 1000, prefix: str = "kalad_",
+                 exclusive: bool = True) -> None:
         if path.startswith("sqlite://"):
             path = path[len("sqlite://"):]
         if not path:
@@ -37,7 +43,7 @@ class SqliteStore(SqlStore):
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             except OSError as exc:
                 raise StoreError(f"cannot open sqlite store {path}: {exc.strerror}") from None
-        super().__init__(keep_runs=keep_runs, prefix=prefix)
+        super().__init__(keep_runs=keep_runs, prefix=prefix, exclusive=exclusive)
 
     def where(self) -> str:
         return self._path
@@ -50,6 +56,12 @@ class SqliteStore(SqlStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         return conn
+
+    def _try_lock(self) -> tuple[Any, str]:
+        if self._path == ":memory:":
+            return _NoLock(), ""
+        return _Flock(ownership.flock_sidecar(
+            f"{self._path}.{self._prefix}lock", self.kind, self._path, self._prefix)), ""
 
     def _ddl(self) -> list[str]:
         p = self._prefix
@@ -70,3 +82,18 @@ class SqliteStore(SqlStore):
             f" VALUES ({', '.join(['%s'] * len(columns))})"
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
         )
+
+
+class _Flock:
+    """The held sidecar lock file; closing it lets go of the lock."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _NoLock:
+    def close(self) -> None:
+        pass

@@ -6,6 +6,7 @@ systemd; nothing sleeps to synchronise.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +27,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _close_notify(listener: socket.socket, sock_path: str) -> None:
+    listener.close()
+    os.unlink(sock_path)
+    os.rmdir(os.path.dirname(sock_path))
+
+
 class Daemon:
     def __init__(self, state_dir: Path, *extra: str, port: int | None = None) -> None:
         self.state_dir = state_dir
@@ -32,12 +40,13 @@ class Daemon:
         self.extra = extra
         self.proc: subprocess.Popen | None = None
         self.log_path = state_dir / "kalad.log"
+        self.statuses: list[str] = []  # STATUS= values, with start(watch_status=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v1"
 
-    def start(self, timeout: float = 20.0) -> "Daemon":
+    def start(self, timeout: float = 20.0, *, watch_status: bool = False) -> "Daemon":
         sock_dir = tempfile.mkdtemp(prefix="kalad-notify-")
         sock_path = os.path.join(sock_dir, "notify")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -51,6 +60,7 @@ class Daemon:
             stdout=log, stderr=log, env=env,
         )
         deadline = time.monotonic() + timeout
+        watching = False
         try:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -59,13 +69,32 @@ class Daemon:
                     message = listener.recv(4096).decode()
                 except socket.timeout:
                     continue
+                self._note(message)
                 if "READY=1" in message.split("\n"):
+                    if watch_status:  # keep reading STATUS= until the daemon exits
+                        threading.Thread(target=self._watch, args=(listener, sock_path),
+                                         daemon=True).start()
+                        watching = True
                     return self
             raise AssertionError(f"kalad not ready within {timeout}s:\n{self.log()}")
         finally:
-            listener.close()
-            os.unlink(sock_path)
-            os.rmdir(sock_dir)
+            if not watching:
+                _close_notify(listener, sock_path)
+
+    def _note(self, message: str) -> None:
+        for line in message.split("\n"):
+            if line.startswith("STATUS="):
+                self.statuses.append(line[len("STATUS="):])
+
+    def _watch(self, listener: socket.socket, sock_path: str) -> None:
+        try:
+            while self.proc is not None and self.proc.poll() is None:
+                try:
+                    self._note(listener.recv(4096).decode())
+                except socket.timeout:
+                    continue
+        finally:
+            _close_notify(listener, sock_path)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -99,3 +128,37 @@ class Daemon:
         status, body = self.request("GET", f"/job/{job_id}/runs/")
         assert status == 200, body
         return body["runs"]
+
+
+def create_until_killed(daemon: Daemon, tag: str, seconds: float, *, clients: int = 8,
+                        **job: object) -> set[str]:
+    """POST jobs from ``clients`` threads, kill -9 the daemon after ``seconds``.
+
+    Returns the ids of the jobs that got a 201: the ones the daemon acknowledged.
+    """
+    acknowledged: set[str] = set()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                status, body = daemon.request(
+                    "POST", "/job/", {"name": f"{tag}-c{n}-{i}", "command": "true", **job})
+            except (OSError, http.client.HTTPException):
+                return  # the daemon died under us: this one was not acknowledged
+            if status == 201:
+                with lock:
+                    acknowledged.add(body["id"])
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    daemon.kill()
+    stop.set()
+    for t in threads:
+        t.join()
+    return acknowledged

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from tests.conftest import wait_until
-from tests.e2e.daemon import Daemon
+from tests.e2e.daemon import Daemon, create_until_killed
 
 
 def iso(when: datetime) -> str:
@@ -108,31 +106,8 @@ def test_kill_9_during_concurrent_creates_loses_no_acknowledged_job(tmp_path):
     for round_ in range(20):
         d = Daemon(tmp_path, port=port).start()
         port = d.port
-        stop = threading.Event()
-        lock = threading.Lock()
-
-        def client(n: int) -> None:
-            i = 0
-            while not stop.is_set():
-                i += 1
-                try:
-                    status, body = d.request("POST", "/job/", {
-                        "name": f"r{round_}-c{n}-{i}", "command": "true",
-                        "schedule": "R/2099-01-01T00:00:00Z/P1D"})
-                except (OSError, http.client.HTTPException):
-                    return  # the daemon died under us: this one was not acknowledged
-                if status == 201:
-                    with lock:
-                        acknowledged.add(body["id"])
-
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        time.sleep(0.2 + 0.02 * round_)
-        d.kill()
-        stop.set()
-        for t in threads:
-            t.join()
+        acknowledged |= create_until_killed(d, f"r{round_}", 0.2 + 0.02 * round_,
+                                            schedule="R/2099-01-01T00:00:00Z/P1D")
     d = Daemon(tmp_path, port=port).start()
     try:
         stored = set(d.request("GET", "/job/")[1]["jobs"])

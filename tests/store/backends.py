@@ -161,7 +161,8 @@ class StoreFactory:
         scheme = {"postgres": "postgresql", "mysql": "mysql", "redis": "redis"}[self.kind]
         return f"{scheme}://{auth}{address}"
 
-    def __call__(self, keep_runs: int = 1000, prefix: str | None = None) -> JobStore:
+    def __call__(self, keep_runs: int = 1000, prefix: str | None = None,
+                 exclusive: bool = True) -> JobStore:
         n = len(self.opened)
         if self.kind in SERVER_BACKENDS:
             store = open_store(
@@ -171,6 +172,7 @@ class StoreFactory:
                 password=PASSWORD[self.kind],
                 keep_runs=keep_runs,
                 prefix=prefix or self.new_prefix(),
+                exclusive=exclusive,
             )
         else:
             store = open_store(
