@@ -1,7 +1,9 @@
 """Scale: a kalad holding N idle jobs (100,000; ``--scale 1000000``).
 
 On a fresh kalad with its own store: creation rate of N jobs (POST /job/, 8 connections,
-Python client), RSS of the kalad process, store size on disk, and restart-to-ready:
+Python client; above ``API_CREATE`` jobs the rest are written into the stopped kalad's
+store directly, as ``kalad copy-store`` would, because a million POSTs take half an
+hour), RSS of the kalad process, store size on disk, and restart-to-ready:
 SIGTERM, start again, time until READY=1 (sent once every job is loaded), then a check
 that GET /stats/ counts all N. Baselines in the same run: the bare falcon+waitress app's
 POST rate with the same client, APScheduler 3.11 holding N jobs in memory (RSS), kalad's
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from bench.api import start_ceiling
 from bench.client import Api
@@ -20,6 +23,36 @@ from bench.daemon import Kalad
 from bench.peer_aps import ApsDriver
 
 CHUNK = 5000
+API_CREATE = 100_000  # jobs created through the API; the rest of N go into the store
+
+
+def fill_store(lmdb_path, n: int, prefix: str) -> float:
+    """Write n jobs like those ``create`` makes straight into the LMDB store; seconds taken."""
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from kalad.api.kala_json import parse_job
+    from kalad.core.ports import Change
+    from kalad.core.schedule import parse_schedule
+    from kalad.store.lmdb import LmdbStore
+
+    schedule = far_schedule()
+    now = datetime.now(timezone.utc)
+    first = parse_schedule(schedule, timezone.utc).first_at_or_after(now)
+    store = LmdbStore(str(lmdb_path))
+    t0 = time.monotonic()
+    try:
+        for start in range(0, n, 10_000):
+            jobs = []
+            for i in range(start, min(n, start + 10_000)):
+                body = json.dumps({"name": f"{prefix}{i}", "command": "/bin/true",
+                                   "schedule": schedule, "epsilon": "PT5S"}).encode()
+                job = parse_job(body, job_id=str(uuid.uuid4()), now=now)
+                jobs.append(replace(job, next_run_at=first))
+            store.apply([Change(put=tuple(jobs))])
+    finally:
+        store.close()
+    return time.monotonic() - t0
 
 
 def create(api: Api, n: int, budget_s: float, prefix: str) -> tuple[list[str], int, float]:
@@ -75,8 +108,9 @@ def run(ctx) -> dict:
         data["rss_empty_kib"] = kalad.rss_kib()
         data["store_empty_bytes"] = kalad.store_bytes()[0]
         api = kalad.api(8, timeout=120)
-        say(f"scale: creating {n} jobs in kalad")
-        ids, errors, secs = create(api, n, budget, "scale-")
+        via_api = min(n, API_CREATE)
+        say(f"scale: creating {via_api} jobs in kalad through the API")
+        ids, errors, secs = create(api, via_api, budget, "scale-")
         data["create"] = {"jobs": len(ids), "errors": errors, "seconds": round(secs, 2),
                           "rate_per_s": round(len(ids) / secs, 1)}
         say(f"scale: {len(ids)} jobs in {secs:.1f}s = {data['create']['rate_per_s']}/s, {errors} errors")
@@ -88,11 +122,20 @@ def run(ctx) -> dict:
         api.close()
 
         data["stop_s"] = round(kalad.stop() or 0, 3)
+        if n > via_api:
+            say(f"scale: writing {n - via_api} more jobs into the store")
+            fill_s = fill_store(kalad.lmdb, n - via_api, "fill-")
+            data["fill"] = {"jobs": n - via_api, "seconds": round(fill_s, 2),
+                            "rate_per_s": round((n - via_api) / fill_s, 1)}
         data["restart_s"] = round(kalad.start(timeout=max(600.0, n / 500)), 3)
         api = kalad.api(8, timeout=300)
         data["jobs_after_restart"] = api.stats().get("Jobs")
         time.sleep(0.5)
         data["rss_restarted_kib"] = kalad.rss_kib()
+        data["store_restarted_bytes"] = kalad.store_bytes()[0]
+        t0 = time.monotonic()
+        status, _, _ = api.request("GET", f"/job/?limit=100&offset={max(0, n // 2)}", parse=False)
+        data["page_s"] = round(time.monotonic() - t0, 3) if status == 200 else None
         say(f"scale: restart to READY=1 in {data['restart_s']}s, {data['jobs_after_restart']} jobs loaded")
 
         t0 = time.monotonic()
@@ -109,21 +152,32 @@ def run(ctx) -> dict:
         kalad.cleanup()
 
     made = data["create"]["jobs"]
-    per_job = lambda rss, empty: round((rss - empty) * 1024 / made) if rss and empty and made else None
+    total = data["jobs_after_restart"] or made
+    per_job = lambda rss, empty, jobs: round((rss - empty) * 1024 / jobs) if rss and empty and jobs else None
     rows = [
         {"figure": "create jobs/s [ref: falcon+waitress POST]", "kalad": data["create"]["rate_per_s"],
          "baselines": [data["ceiling_create"]["rate_per_s"], None]},
         {"figure": f"RSS with {made} jobs (MiB)", "kalad": mib(data["rss_created_kib"]),
-         "baselines": [None, mib(data["aps_rss_kib"])]},
-        {"figure": "RSS after restart (MiB)", "kalad": mib(data["rss_restarted_kib"]), "baselines": [None, None]},
-        {"figure": "RSS per job (bytes)", "kalad": per_job(data["rss_created_kib"], data["rss_empty_kib"]),
-         "baselines": [None, per_job(data["aps_rss_kib"], data["aps_rss_empty_kib"])]},
-        {"figure": "restart to READY=1 (s) [ref: 0 jobs]", "kalad": data["restart_s"],
+         "baselines": [None, mib(data["aps_rss_kib"]) if made == n else None]},
+        {"figure": f"RSS after restart with {total} jobs (MiB)", "kalad": mib(data["rss_restarted_kib"]),
+         "baselines": [None, mib(data["aps_rss_kib"]) if total == n else None]},
+        {"figure": "RSS per job after restart (bytes)",
+         "kalad": per_job(data["rss_restarted_kib"], data["rss_empty_kib"], total),
+         "baselines": [None, per_job(data["aps_rss_kib"], data["aps_rss_empty_kib"], n)]},
+        {"figure": f"restart to READY=1 with {total} jobs (s) [ref: 0 jobs]", "kalad": data["restart_s"],
          "baselines": [data["restart_empty_s"], None]},
-        {"figure": "store on disk (MB) [ref: jobs' JSON]", "kalad": round(data["store_bytes"] / 1e6, 2),
+        {"figure": "GET /job/?limit=100 from the middle (s)", "kalad": data.get("page_s"),
+         "baselines": [None, None]},
+        {"figure": f"store on disk with {total} jobs (MB)",
+         "kalad": round(data["store_restarted_bytes"] / 1e6, 2), "baselines": [None, None]},
+        {"figure": f"store on disk with {made} jobs (MB) [ref: jobs' JSON]",
+         "kalad": round(data["store_bytes"] / 1e6, 2),
          "baselines": [round(data["raw_json_bytes"] / 1e6, 2), None]},
         {"figure": "delete jobs/s", "kalad": data["delete"]["rate_per_s"], "baselines": [None, None]},
     ]
+    if "fill" in data:
+        rows.insert(1, {"figure": "jobs/s written straight into the store (no API)",
+                        "kalad": data["fill"]["rate_per_s"], "baselines": [None, None]})
     note = (f"create: POST /job/ on 8 connections, Python client; APScheduler holds the {n} jobs in memory; "
             f"jobs loaded after restart: {data['jobs_after_restart']}, "
             f"SIGTERM to exit {data['stop_s']} s")

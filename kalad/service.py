@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from collections import deque
 from itertools import islice
+from operator import attrgetter
 from typing import Callable, Iterable, Mapping
 
 from kalad.core.arming import Arming, arm
@@ -177,18 +178,25 @@ class Service:
         now = self._clock.now()
         missed: list[Run] = []
         with self._lock:
-            # Creation order, as the API lists jobs (the store keeps them by id).
-            for job in sorted(loaded.jobs, key=lambda j: (j.created_at, j.id)):
+            # Creation order, as the API lists jobs (stores load them by id, and the
+            # sort is stable, so jobs created in the same microsecond stay in id order).
+            for job in sorted(loaded.jobs, key=attrgetter("created_at")):
                 try:
                     self._schedule_of(job)
                 except InvalidJob as exc:
                     log.error("job=%s has a bad schedule, kept disabled: %s", job.id, exc)
                     job = replace(job, disabled=True)
                 self._set(job)
+            due: list[tuple[str, datetime]] = []
             for job in list(self._jobs.values()):
+                if job.next_run_at is not None and job.next_run_at >= now and not (
+                        job.disabled or job.is_child or job.is_done):
+                    due.append((job.id, job.next_run_at))  # what _arm does, in bulk
+                    continue
                 run = self._arm(job, now)
                 if run is not None:
                     missed.append(run)
+            self._timeline.add_many(due)
             if missed:
                 self._committer.submit(Change(runs=tuple(missed)))
         self._wake()
@@ -303,10 +311,9 @@ class Service:
                 before[parent.id] = self._jobs[parent.id]
                 self._set(parent)
             self._set(job)
-            self._arm(job, now)
             ticket = self._committer.submit(Change(put=(job, *parents)))
-        self._settle(ticket, before)
-        return job
+        self._settle(ticket, before, arm=job.id)
+        return self._jobs.get(job.id, job)
 
     def replace_job(self, job: Job) -> Job:
         """Replace a job's definition (``PUT``), validated as a create; durable before this returns.
@@ -344,9 +351,9 @@ class Service:
             job = replace(job, next_run_at=pending, is_done=pending is None and not job.is_child)
             before: dict[str, Job | None] = {job.id: old}
             self._set(job)
-            self._arm(job, now)
-            ticket = self._committer.submit(Change(put=(self._jobs[job.id],)))
-        self._settle(ticket, before)
+            self._timeline.cancel(job.id)  # the old definition must not fire meanwhile
+            ticket = self._committer.submit(Change(put=(job,)))
+        self._settle(ticket, before, arm=job.id)
         return self._jobs.get(job.id, job)
 
     def _check_failure_job(self, job: Job, targets: tuple[str, ...], what: str) -> None:
@@ -641,10 +648,9 @@ class Service:
             before: dict[str, Job | None] = {job_id: job}
             job = replace(job, disabled=disabled)
             self._set(job)
-            missed = self._arm(job, self._clock.now())
-            runs = (missed,) if missed is not None else ()
-            ticket = self._committer.submit(Change(put=(self._jobs[job_id],), runs=runs))
-        self._settle(ticket, before)
+            self._timeline.cancel(job_id)
+            ticket = self._committer.submit(Change(put=(job,)))
+        self._settle(ticket, before, arm=None if disabled else job_id)
 
     def _delete_locked(self, job_ids: Iterable[str]):
         doomed, survivors = plan_delete(self._jobs, job_ids)
@@ -658,8 +664,13 @@ class Service:
         ticket = self._committer.submit(Change(put=tuple(survivors), delete=tuple(sorted(doomed))))
         return ticket, before
 
-    def _settle(self, ticket, before: dict[str, Job | None]) -> None:
-        """Wait until the change is durable; if the store refused it, undo it in memory."""
+    def _settle(self, ticket, before: dict[str, Job | None], arm: str | None = None) -> None:
+        """Wait until the change is durable; if the store refused it, undo it in memory.
+
+        ``arm`` names a job whose schedule starts only once the change is durable: a
+        run fired earlier would write the job with its record, saving a definition
+        the API then refuses. Occurrences missed meanwhile are recorded as usual.
+        """
         try:
             ticket.wait()
         except Exception:
@@ -672,6 +683,14 @@ class Service:
                         self._set(old)
                         self._arm(old, now)
             raise
+        if arm is not None:
+            with self._lock:
+                job = self._jobs.get(arm)
+                if job is not None:  # not deleted meanwhile
+                    missed = self._arm(job, self._clock.now())
+                    if missed is not None or self._jobs[arm] is not job:
+                        runs = (missed,) if missed is not None else ()
+                        self._committer.submit(Change(put=(self._jobs[arm],), runs=runs))
         self._wake()
 
     def _set(self, job: Job) -> None:

@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 
 from kalad.api.kala_json import dumps, job_to_wire
+from kalad.core.errors import StoreError
 from kalad.core.job import Job
 from kalad.service import Service
 
@@ -40,7 +41,13 @@ class WireCache:
             if entry is not None and entry[0] is job and entry[1] == generation:
                 self._entries.move_to_end(job.id)
                 return entry[2]
-        data = dumps(job_to_wire(job, self._service.recent_runs(job.id))).rstrip(b"\n")
+        try:
+            runs = self._service.recent_runs(job.id)
+        except StoreError:
+            # The store is down: the job itself is in memory. Kala's job holds no runs
+            # then (stats: null) rather than the listing failing half-way; not cached.
+            return dumps(job_to_wire(job, None)).rstrip(b"\n")
+        data = dumps(job_to_wire(job, runs)).rstrip(b"\n")
         with self._lock:
             old = self._entries.pop(job.id, None)
             if old is not None:

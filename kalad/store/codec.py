@@ -11,7 +11,9 @@ type below maps each short key to its field, so encoder and decoder cannot drift
 
 from __future__ import annotations
 
+import functools
 import json
+import sys
 from dataclasses import MISSING, fields
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
@@ -176,12 +178,16 @@ def _same(value: Any) -> Any:
 
 
 _TEXT = _Codec(_same, _str)
+# Text that many jobs share (the same schedule, command or owner): one copy in memory.
+_SHARED_TEXT = _Codec(_same, lambda value: sys.intern(_str(value)))
 _INT = _Codec(_same, _int)
 _FLAG = _Codec(_same, _typed(bool, "true or false"))
 _TEXTS = _Codec(list, _strings)
 _INTS = _Codec(list, _ints)
 _MOMENT = _Codec(micros, _moment)
 _MAYBE_MOMENT = _Codec(micros, _maybe_moment)
+# Jobs on one schedule share their next run time: one object for all of them, built once.
+_SHARED_MOMENT = _Codec(micros, functools.lru_cache(maxsize=4096)(_maybe_moment))
 
 _METADATA = _Layout(
     Metadata,
@@ -214,17 +220,17 @@ _JOB = _Layout(
         "id": ("id", _TEXT),
         "n": ("name", _TEXT),
         "c": ("created_at", _MOMENT),
-        "cmd": ("command", _TEXT),
-        "o": ("owner", _TEXT),
+        "cmd": ("command", _SHARED_TEXT),
+        "o": ("owner", _SHARED_TEXT),
         "dis": ("disabled", _FLAG),
         "dep": ("dependent_jobs", _TEXTS),
         "par": ("parent_jobs", _TEXTS),
-        "of": ("on_failure_job", _TEXT),
-        "s": ("schedule", _TEXT),
+        "of": ("on_failure_job", _SHARED_TEXT),
+        "s": ("schedule", _SHARED_TEXT),
         "r": ("retries", _INT),
-        "eps": ("epsilon", _TEXT),
-        "nx": ("next_run_at", _MAYBE_MOMENT),
-        "td": ("template_delimiters", _TEXT),
+        "eps": ("epsilon", _SHARED_TEXT),
+        "nx": ("next_run_at", _SHARED_MOMENT),
+        "td": ("template_delimiters", _SHARED_TEXT),
         "rs": ("resume_at_next_scheduled_time", _FLAG),
         "m": ("metadata", _Codec(lambda m: _METADATA.fill(m, {}), _METADATA.decode)),
         "t": ("type", _Codec(int, lambda value: JobType(_int(value)))),

@@ -84,7 +84,23 @@ class LmdbStore:
                     broken.append((key.decode("utf-8", "backslashreplace"), why))
                     continue
                 jobs.append(job)
+        self._remap()
         return Loaded(jobs=jobs, broken=broken)
+
+    def _remap(self) -> None:
+        """Close and reopen the environment after a full scan.
+
+        The scan touched every page of the jobs: mapped, they count in kalad's RSS
+        (400 MB for a million jobs) although nothing reads them again. Unmapped,
+        they are only page cache, which the kernel reclaims as it needs.
+        """
+        with self._write_lock, self._gate.exclusive():
+            env = self._live_env()
+            map_size, max_readers = env.info()["map_size"], env.max_readers()
+            self._env = None
+            env.close()
+            self._env = _open_environment(self._path, map_size, max_readers)
+            self._jobs, self._runs = _open_databases(self._env, self._path)
 
     def apply(self, changes: Sequence[Change]) -> None:
         with self._write_lock:

@@ -74,3 +74,19 @@ def test_retention_pruning_refreshes_cached_stats(env):
     assert service.prune_runs(service.now() + timedelta(seconds=1)) == 1
     assert client.simulate_get(f"/api/v1/job/{job_id}/").json["job"]["stats"] is None
     assert client.simulate_get("/api/v1/job/").json["jobs"][job_id]["stats"] is None
+
+
+def test_list_while_the_store_is_down_shows_jobs_without_runs(env, monkeypatch):
+    from kalad.core.errors import StoreUnavailable
+
+    client, _, _, store = env
+    ids = [create(client, name=f"j{i}") for i in range(3)]
+
+    def down(*args, **kwargs):
+        raise StoreUnavailable("store down")
+
+    monkeypatch.setattr(store, "list_runs", down)
+    resp = client.simulate_get("/api/v1/job/")
+    assert resp.status_code == 200
+    assert list(resp.json["jobs"]) == ids and all(
+        job["stats"] is None for job in resp.json["jobs"].values())

@@ -112,3 +112,16 @@ def test_smoke_100_000_entries() -> None:
     assert dict(popped) == due
     assert all(when <= at(43_200) for _, when in half)
     assert len(timeline) == 0 and timeline.next_due() is None
+
+
+def test_add_many_is_the_same_as_adding_one_by_one() -> None:
+    rng = random.Random(7)
+    entries = [(f"j{rng.randrange(500)}", at(rng.randrange(100))) for _ in range(2000)]
+    one, many = Timeline(), Timeline()
+    one.add("early", at(3))
+    many.add("early", at(3))
+    for job_id, when in entries:
+        one.add(job_id, when)
+    many.add_many(entries)
+    assert len(one) == len(many)
+    assert one.pop_due(at(10**6)) == many.pop_due(at(10**6))
