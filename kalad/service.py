@@ -223,6 +223,13 @@ class Service:
         with self._lock:
             return len(self._jobs), list(islice(self._jobs.values(), offset, offset + limit))
 
+    def set_run_limits(self, keep_runs: int, recent_stats: int) -> None:
+        """SIGHUP: runs kept per job (from each job's next run) and runs shown as stats."""
+        self._store.keep_runs = keep_runs
+        if recent_stats != self._recent_stats:
+            self._recent_stats = recent_stats
+            self.runs_generation += 1
+
     def prune_runs(self, before: datetime) -> int:
         """Drop run records that ended before ``before``; return how many."""
         pruned = self._store.prune_runs(before)

@@ -9,6 +9,7 @@ ours; Kala's wire names live only in ``api/kala_json.py``.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import shlex
 from dataclasses import dataclass, field, replace
@@ -102,7 +103,16 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
 def command_argv(command: str) -> tuple[str, ...]:
-    """Split a command line into words like a POSIX shell, without expanding anything."""
+    """Split a command line into words like a POSIX shell, without expanding anything.
+
+    Every run of a job splits its command again; the usual short ones are remembered.
+    """
+    if len(command) <= _CACHED_COMMAND:
+        return _cached_argv(command)
+    return _split(command)
+
+
+def _split(command: str) -> tuple[str, ...]:
     try:
         argv = tuple(shlex.split(command, comments=False, posix=True))
     except ValueError as exc:
@@ -110,6 +120,10 @@ def command_argv(command: str) -> tuple[str, ...]:
     if not argv:
         raise InvalidJob("command: is empty")
     return argv
+
+
+_CACHED_COMMAND = 1024
+_cached_argv = functools.lru_cache(maxsize=4096)(_split)
 
 
 def check_definition(job: Job) -> None:

@@ -38,6 +38,8 @@ class Loaded:
 class JobStore(Protocol):
     """Where jobs and runs live. Every method is safe to call from any thread."""
 
+    keep_runs: int  # runs kept per job; may be changed while open (SIGHUP), from the next append
+
     def load(self) -> Loaded:
         """Every stored job. An undecodable record is reported in ``broken``, never fatal."""
 

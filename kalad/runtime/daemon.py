@@ -38,7 +38,8 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOUSEKEEPING_EVERY = 60.0
 STATUS_EVERY = 2.0
 # Settings a SIGHUP applies at once; any other change waits for a restart.
-LIVE_SETTINGS = frozenset({"verbose", "level", "jobstat_ttl", "stop_grace"})
+LIVE_SETTINGS = frozenset({"verbose", "level", "jobstat_ttl", "keep_runs", "stats_per_job",
+                           "stop_grace"})
 _STOPPED = -1  # posted to the signal queue when the jobs are stopped
 
 
@@ -194,6 +195,7 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
         if signum == signal.SIGHUP:
             systemd.notify("RELOADING=1", f"MONOTONIC_USEC={int(clock.monotonic() * 1e6)}")
             config = reload_config(config, reload)
+            service.set_run_limits(config.keep_runs, config.stats_per_job)
             systemd.notify("READY=1", f"STATUS={status}")
         now_status = status_line(service, clock, zone, committer.problem)
         if now_status != status:

@@ -54,7 +54,7 @@ class LmdbStore:
         if keep_runs < 0:
             raise ValueError("keep_runs must be 0 or more")
         self._path = os.fspath(path)
-        self._keep_runs = keep_runs
+        self.keep_runs = keep_runs
         self._write_lock = threading.Lock()
         self._gate = _Gate()
         # Runs stored per job, for jobs appended to since open (counted once, on first append).
@@ -190,11 +190,11 @@ class LmdbStore:
         key = prefix + _stamp(run.started_at) + run.id.encode("utf-8", "surrogatepass")
         if runs.replace(key, encode_run(run)) is None:
             count += 1
-        if count > self._keep_runs:
+        if count > self.keep_runs:
             runs.set_range(prefix)
-            for _ in range(count - self._keep_runs):
+            for _ in range(count - self.keep_runs):
                 runs.delete()
-            count = self._keep_runs
+            count = self.keep_runs
         return count
 
     def _prune_batch(

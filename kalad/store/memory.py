@@ -28,7 +28,7 @@ class MemoryStore:
     def __init__(self, keep_runs: int = 1000) -> None:
         if keep_runs < 0:
             raise ValueError("keep_runs must be 0 or more")
-        self._keep_runs = keep_runs
+        self.keep_runs = keep_runs
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
         self._runs: dict[str, list[Run]] = {}  # job id -> runs, oldest first
@@ -102,8 +102,8 @@ class MemoryStore:
             kept[index] = run
         else:
             kept.insert(index, run)
-        if len(kept) > self._keep_runs:
-            del kept[: len(kept) - self._keep_runs]
+        if len(kept) > self.keep_runs:
+            del kept[: len(kept) - self.keep_runs]
 
     def _check_open(self) -> None:
         if self._closed:

@@ -85,7 +85,7 @@ class RedisStore:
     ) -> None:
         if keep_runs < 0:
             raise ValueError("keep_runs must be 0 or more")
-        self._keep_runs = keep_runs
+        self.keep_runs = keep_runs
         self._prefix = prefix.encode("utf-8")
         self._meta = self._prefix + b"meta"
         self._jobs = self._prefix + b"jobs"
@@ -282,8 +282,8 @@ class RedisStore:
             tx.hdel(self._jobs, *deletes)
         for key in touched:
             kept = sorted(after[key])
-            if len(kept) > self._keep_runs:
-                kept = kept[len(kept) - self._keep_runs:]
+            if len(kept) > self.keep_runs:
+                kept = kept[len(kept) - self.keep_runs:]
             kept_set = set(kept)
             removed = [m for m in before[key] if m not in kept_set]
             added = {m: v for m, v in written[key].items() if m in kept_set}

@@ -84,7 +84,7 @@ class SqlStore:
                  exclusive: bool = True) -> None:
         if keep_runs < 0:
             raise ValueError("keep_runs must be 0 or more")
-        self._keep_runs = keep_runs
+        self.keep_runs = keep_runs
         self._prefix = check_prefix(prefix)
         self._lock = threading.Lock()
         self._conn: Any = None
@@ -293,7 +293,7 @@ class SqlStore:
         touched = sorted(appended)
         for start in range(0, len(touched), TRIM_CHUNK):
             chunk = touched[start:start + TRIM_CHUNK]
-            cur.execute(self._trim_statement(len(chunk)), (*chunk, self._keep_runs))
+            cur.execute(self._trim_statement(len(chunk)), (*chunk, self.keep_runs))
 
     def _trim_statement(self, count: int) -> str:
         """DELETE every run of ``count`` jobs but each job's newest ``keep_runs``."""

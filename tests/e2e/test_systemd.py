@@ -210,11 +210,20 @@ def test_hup_rejects_a_broken_config_then_applies_a_fixed_one(tmp_path):
         log = k.log()
         assert "jobstat_ttl: 'banana' is not a whole number" in log
         assert "nonsense: unknown setting" in log
-        conf.write_text("[runs]\njobstat_ttl = 5\n[api]\nthreads = 3\n[log]\nlevel = debug\n")
+        job_id = k.create(name="ran", command="true")
+        wait_until(lambda: f"job={job_id} run=" in k.log() and " succeeded " in k.log())
+        conf.write_text("[runs]\njobstat_ttl = 5\nstats_per_job = 0\nkeep_runs = 7\n"
+                        "[api]\nthreads = 3\n[log]\nlevel = debug\n")
         k.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "configuration reloaded" in k.log(), timeout=10)
         log = k.log()
         assert "[runs] jobstat_ttl 60 -> 5 (applied)" in log
+        assert "[runs] keep_runs 1000 -> 7 (applied)" in log
+        assert "[runs] stats_per_job 100 -> 0 (applied)" in log
+        import json
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{k.port}/api/v1/job/{job_id}/") as resp:
+            assert json.loads(resp.read())["job"]["stats"] is None  # no runs shown now
         assert "[log] level info -> debug (applied)" in log
         assert "[api] threads 8 -> 3 needs a restart" in log
         assert k.proc.poll() is None

@@ -183,6 +183,15 @@ def test_appends_keep_only_the_newest_runs(make_store: MakeStore, per_call: int)
     assert store.list_runs("a") == runs[20:]
 
 
+def test_keep_runs_changed_while_open_trims_at_the_next_append(make_store: MakeStore) -> None:
+    store = make_store(keep_runs=10)
+    store.apply([Change(runs=tuple(run("a", n) for n in range(8)))])
+    store.keep_runs = 3  # SIGHUP
+    assert len(store.list_runs("a")) == 8
+    store.apply([Change(runs=(run("a", 8),))])
+    assert ids(store.list_runs("a")) == ["run-006", "run-007", "run-008"]
+
+
 def test_an_old_run_appended_to_a_full_job_is_dropped(make_store: MakeStore) -> None:
     store = make_store(keep_runs=3)
     store.apply([Change(runs=(run("a", 5), run("a", 6), run("a", 7)))])
