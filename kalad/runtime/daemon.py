@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import resource
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ STATUS_EVERY = 2.0
 LIVE_SETTINGS = frozenset({"verbose", "level", "jobstat_ttl", "keep_runs", "stats_per_job",
                            "stop_grace"})
 _STOPPED = -1  # posted to the signal queue when the jobs are stopped
+_API_FAILED = -2  # posted when the API server's thread died: stop, exit 1, be restarted
 
 
 class Launchers:
@@ -123,6 +125,7 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
     """
     signals = SignalQueue(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     clock = SystemClock()
+    raise_open_files_limit()
     try:
         policy = access.build_policy(config, listen_address(config)[0], os.environ)
     except access.AccessError as exc:
@@ -165,7 +168,8 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
         server = ApiServer(create_app(service, policy), host, port, threads=config.threads,
                            max_body=config.max_body + 4096,
                            connection_limit=config.max_connections,
-                           idle_timeout=config.idle_timeout)
+                           idle_timeout=config.idle_timeout,
+                           on_failure=lambda: signals.post(_API_FAILED))
     except OSError as exc:
         committer.close()
         store.close()
@@ -187,10 +191,15 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
         on_ready()
 
     next_housekeeping = clock.monotonic() + HOUSEKEEPING_EVERY
+    exit_status = 0
     while True:
         signum = signals.get(timeout=STATUS_EVERY)
         if signum in (signal.SIGTERM, signal.SIGINT):
             log.info("received %s, stopping", signal.Signals(signum).name)
+            break
+        if signum == _API_FAILED:
+            log.error("the API is down; stopping so that kalad is restarted")
+            exit_status = 1
             break
         if signum == signal.SIGHUP:
             systemd.notify("RELOADING=1", f"MONOTONIC_USEC={int(clock.monotonic() * 1e6)}")
@@ -216,7 +225,21 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
     committer.close()
     store.close()
     log.info("kalad stopped")
-    return 0
+    return exit_status
+
+
+def raise_open_files_limit() -> None:
+    """Raise the soft limit on open files to the hard one (systemd's default soft is 1024).
+
+    Each running job holds two descriptors; kalad uses none with select(), which is
+    why the low soft limit exists, so many jobs at once must not fail to start.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, hard, exc)
 
 
 def stop_jobs(launchers: Launchers, grace: float, signals: SignalQueue) -> None:

@@ -11,6 +11,7 @@ import logging
 import socket
 import struct
 import threading
+from typing import Callable
 
 import waitress.server
 from waitress.channel import HTTPChannel
@@ -56,7 +57,8 @@ class ApiServer:
     """
 
     def __init__(self, app, host: str, port: int, *, threads: int = 8, max_body: int,
-                 connection_limit: int = 512, idle_timeout: float = 60.0) -> None:
+                 connection_limit: int = 512, idle_timeout: float = 60.0,
+                 on_failure: Callable[[], None] = lambda: None) -> None:
         timeout = max(1, round(idle_timeout))
         where: dict[str, object] = {"host": host, "port": port}
         if host.startswith(UNIX_PREFIX):
@@ -72,9 +74,13 @@ class ApiServer:
             max_request_header_size=MAX_HEADER,
             max_request_body_size=max_body,
             clear_untrusted_proxy_headers=True,
+            # poll, not select: select() fails on any descriptor above 1023, and
+            # kalad holds two per running job (its pipe and pidfd).
+            asyncore_use_poll=True,
         )
         if host.startswith(UNIX_PREFIX):
             self._server.channel_class = _UnixPeerChannel
+        self._on_failure = on_failure
         self._thread = threading.Thread(target=self._run, name="api", daemon=True)
 
     @property
@@ -89,6 +95,7 @@ class ApiServer:
             self._server.run()
         except Exception:
             log.exception("API server stopped unexpectedly")
+            self._on_failure()
 
     def stop_listening(self) -> None:
         """Refuse new connections; requests already being handled finish."""

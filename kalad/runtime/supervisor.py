@@ -539,10 +539,7 @@ class Supervisor:
         self._close_pipe(child)
         if child.registered:
             self._selector.unregister(child.pidfd)
-        os.close(child.pidfd)
-        with self._lock:
-            if not child.registered:
-                self._pending = [c for c in self._pending if c is not child]
+        os.close(child.pidfd)  # if still pending, _take_pending skips it: it is reaped
         outcome = self._outcome(child, status, ended_at)
         child.output = bytearray()  # a pending timer may hold the child until its deadline
         log.debug("exited job=%s run=%s pid=%d exit_status=%s %s", child.attempt.job_name,
