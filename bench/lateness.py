@@ -63,7 +63,7 @@ def run(ctx) -> dict:
     quick = ctx.quick
     jobs, duration = 50, (3 if quick else 20)
     lead, grace = (1.5, 0.3) if quick else (3.0, 1.0)
-    ballast = ctx.ballast if ctx.ballast is not None else (1000 if quick else 10_000)
+    ballast = ctx.ballast if ctx.ballast is not None else (1000 if quick else 100_000)
     stamps = Stamps()
     trials: dict[str, dict] = {}
     try:

@@ -1,4 +1,4 @@
-"""Scale: a kalad holding N idle jobs (100,000; ``--scale 1000000``).
+"""Scale: a kalad holding N idle jobs (1,000,000; ``--scale N``).
 
 On a fresh kalad with its own store: creation rate of N jobs (POST /job/, 8 connections,
 Python client; above ``API_CREATE`` jobs the rest are written into the stopped kalad's
@@ -75,7 +75,7 @@ def mib(kib):
 
 
 def run(ctx) -> dict:
-    n = ctx.scale or (2000 if ctx.quick else 100_000)
+    n = ctx.scale or (2000 if ctx.quick else 1_000_000)
     budget = max(300.0, n / 100)
     data: dict = {"jobs": n}
 
