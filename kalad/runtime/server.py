@@ -11,6 +11,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from typing import Callable
 
 import waitress.server
@@ -39,7 +40,25 @@ def peer_uid(sock: socket.socket) -> int | None:
     return uid
 
 
-class _UnixPeerChannel(HTTPChannel):
+class _DeadlineChannel(HTTPChannel):
+    """A connection whose request must arrive whole within ``channel_timeout`` of its start.
+
+    waitress's own timeout counts from the last byte received, so a client sending
+    a byte a second would hold its connection (and a slot of the cap) for ever.
+    """
+
+    request_started: float | None = None  # time.time() of a partial request's first byte
+
+    def received(self, data) -> bool:
+        if self.request is None and data:
+            self.request_started = time.time()
+        taken = super().received(data)
+        if self.request is None:
+            self.request_started = None
+        return taken
+
+
+class _UnixPeerChannel(_DeadlineChannel):
     """A connection on the Unix socket; its REMOTE_ADDR names the peer's uid (``uid=1000``)."""
 
     def __init__(self, server, sock, addr, adj, map=None) -> None:
@@ -48,11 +67,27 @@ class _UnixPeerChannel(HTTPChannel):
                          map=map)
 
 
+def _close_slow_requests(server) -> Callable[[float], None]:
+    """``server.maintenance`` that also closes connections whose request is overdue."""
+    idle_only = server.maintenance
+
+    def maintenance(now: float) -> None:
+        idle_only(now)
+        cutoff = now - server.adj.channel_timeout
+        for channel in list(server.active_channels.values()):
+            started = getattr(channel, "request_started", None)
+            if started is not None and started < cutoff:
+                channel.will_close = True
+
+    return maintenance
+
+
 class ApiServer:
     """waitress, bounded: threads, open connections, idle time, header and body sizes.
 
-    ``idle_timeout`` closes a connection silent that long, between requests or in
-    the middle of one (so a client trickling headers cannot hold a slot for long).
+    ``idle_timeout`` closes a connection silent that long between requests, and one
+    whose request has not arrived whole that long after its first byte (so a client
+    trickling headers cannot hold a slot for long).
     A host ``unix:/path`` listens on that Unix socket (mode 0660) instead of TCP.
     """
 
@@ -68,7 +103,7 @@ class ApiServer:
             **where,
             threads=threads,
             ident="kalad",
-            connection_limit=connection_limit,
+            connection_limit=connection_limit + 2,  # waitress counts its listener and waker
             channel_timeout=timeout,
             cleanup_interval=max(1, min(30, timeout // 2)),  # how often idle ones are found
             max_request_header_size=MAX_HEADER,
@@ -78,8 +113,9 @@ class ApiServer:
             # kalad holds two per running job (its pipe and pidfd).
             asyncore_use_poll=True,
         )
-        if host.startswith(UNIX_PREFIX):
-            self._server.channel_class = _UnixPeerChannel
+        self._server.channel_class = (
+            _UnixPeerChannel if host.startswith(UNIX_PREFIX) else _DeadlineChannel)
+        self._server.maintenance = _close_slow_requests(self._server)
         self._on_failure = on_failure
         self._thread = threading.Thread(target=self._run, name="api", daemon=True)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import resource
+import socket
+import time
 import urllib.request
 
 import pytest
@@ -39,3 +41,42 @@ def test_serves_on_descriptors_above_1023():
         server.close()
         for fd in filler:
             os.close(fd)
+
+
+def test_a_request_trickling_in_is_cut_off_after_the_timeout():
+    server = ApiServer(hello, "127.0.0.1", free_port(), max_body=1024, idle_timeout=1)
+    server.start()
+    try:
+        sock = socket.create_connection(server.address, timeout=10)
+        sock.settimeout(0.2)
+        start = time.monotonic()
+        closed = False
+        for byte in b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 200:
+            try:
+                sock.send(bytes([byte]))
+                if sock.recv(1024) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue  # nothing from the server yet: keep trickling
+            except OSError:
+                closed = True
+                break
+            if time.monotonic() - start > 8:
+                break
+        assert closed, "the server kept a trickling request open"
+        assert time.monotonic() - start < 5
+    finally:
+        server.stop_listening()
+        server.close()
+
+
+def test_a_cap_of_one_connection_still_serves_one():
+    server = ApiServer(hello, "127.0.0.1", free_port(), max_body=1024, connection_limit=1)
+    server.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.address[1]}/", timeout=5) as resp:
+            assert resp.read() == b"hello"
+    finally:
+        server.stop_listening()
+        server.close()
