@@ -1,4 +1,4 @@
-"""``spawn``: glibc's posix_spawn called through ctypes, so the GIL is released.
+"""``Spawner``: glibc's posix_spawn called through ctypes, so the GIL is released.
 
 ``os.posix_spawn`` holds the GIL for the whole vfork and exec: every other thread of
 the daemon (the timer, the API, the store writer) stops while the kernel loads the

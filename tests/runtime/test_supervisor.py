@@ -166,6 +166,17 @@ def test_command_not_found(sup):
     assert sup.running() == []
 
 
+@pytest.mark.parametrize("argv, env, why", [
+    (("echo", "a\0b"), {}, "NUL byte"),
+    (("echo",), {"A=B": "x"}, "illegal environment variable name"),
+    (("echo",), {"A": "x\0y"}, "NUL byte"),
+])
+def test_an_argument_or_environment_exec_cannot_take_is_refused(sup, argv, env, why):
+    outcome = run(sup, *argv, env=env)
+    assert outcome.exit_status is None and why in outcome.message, outcome.message
+    assert sup.running() == []
+
+
 def test_command_not_found_by_path(sup, tmp_path):
     missing = str(tmp_path / "missing")
     outcome = run(sup, missing)
