@@ -3,12 +3,15 @@
 The token goes to standard output, alone on its line, so a script can capture it;
 how to install it goes to standard error. The daemon only ever gets the line
 ``name=NAME scopes=... sha256=HEX``: with ``--install`` that line is written to
-``TOKENS_DIR/NAME.token`` (mode 0600, never over an existing file).
+``TOKENS_DIR/NAME.token``, never over an existing file: mode 0640 and group
+``kalad`` when that group exists (the unit runs the daemon as user kalad), else
+0600.
 """
 
 from __future__ import annotations
 
 import argparse
+import grp
 import os
 import shlex
 import sys
@@ -17,6 +20,14 @@ from kalad import tokens
 from kalad.config import SETTINGS
 
 DEFAULT_DIR = next(s.default for s in SETTINGS if s.name == "tokens_dir")
+DAEMON_GROUP = "kalad"  # systemd/kalad.sysusers
+
+
+def daemon_group_id() -> int | None:
+    try:
+        return grp.getgrnam(DAEMON_GROUP).gr_gid
+    except KeyError:
+        return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     new.add_argument("--tokens-dir", default=DEFAULT_DIR, metavar="DIR",
                      help=f"where the daemon reads token files (default: {DEFAULT_DIR})")
     new.add_argument("--install", action="store_true",
-                     help="write DIR/NAME.token now (mode 0600) instead of printing the command")
+                     help=f"write DIR/NAME.token now (0640, group {DAEMON_GROUP} if it exists, "
+                          "else 0600) instead of printing the command")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +61,13 @@ def run(args: argparse.Namespace) -> int:
             os.makedirs(args.tokens_dir, 0o755, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
+                gid = daemon_group_id()
+                if gid is not None:
+                    try:
+                        os.fchown(f.fileno(), -1, gid)
+                        os.fchmod(f.fileno(), 0o640)  # the daemon (group kalad) reads it
+                    except PermissionError:
+                        pass  # not root: the file stays the caller's, 0600
                 f.write(line + "\n")
         except OSError as exc:
             print(f"kalad: error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
@@ -61,5 +80,6 @@ def run(args: argparse.Namespace) -> int:
         print("kalad: the token above is shown only now: keep it where its client can read it.\n"
               "kalad: to let the daemon accept it, install this line (only its hash) and "
               "restart kalad:\n"
-              f"  umask 077; echo {shlex.quote(line)} > {shlex.quote(path)}", file=sys.stderr)
+              f"  echo {shlex.quote(line)} | install -m 0640 -g {DAEMON_GROUP} /dev/stdin "
+              f"{shlex.quote(path)}", file=sys.stderr)
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import stat
 import subprocess
@@ -100,6 +101,20 @@ def test_token_new_install_writes_a_0600_file_the_daemon_reads(tmp_path):
     again = kalad("token", "new", "ops", "--scopes", "read", "--tokens-dir", str(target),
                   "--install")
     assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_token_new_install_lets_the_daemon_group_read_it(tmp_path, monkeypatch, capsys):
+    from kalad.cli import token as token_cli
+
+    group = os.getgid()  # stands in for group kalad, which this machine may not have
+    monkeypatch.setattr(token_cli, "daemon_group_id", lambda: group)
+    args = argparse.Namespace(token_action="new", name="ops", scopes="read",
+                              tokens_dir=str(tmp_path), install=True)
+    assert token_cli.run(args) == 0
+    st = (tmp_path / "ops.token").stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == group
+    token = capsys.readouterr().out.strip()
+    assert tokens.load(str(tmp_path), None).verify(token).name == "ops"
 
 
 @pytest.mark.parametrize("args,why", [
