@@ -18,6 +18,7 @@ setup(
         "lmdb>=1.4",
         "isodate>=0.6.1",
         "python-daemon>=3.0",
+        "orjson>=3.9",
     ],
     extras_require={
         "postgres": ["psycopg[binary]>=3.1"],

@@ -10,6 +10,7 @@ SIGHUP re-reads the config; the main thread also refreshes ``STATUS=`` and prune
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import resource
@@ -158,7 +159,7 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
         limits=access.job_limits(config),
     )
     try:
-        count = service.load()
+        count = load_jobs(service)
     except StoreError as exc:
         committer.close()
         store.close()
@@ -226,6 +227,22 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
     store.close()
     log.info("kalad stopped")
     return exit_status
+
+
+def load_jobs(service: Service) -> int:
+    """``service.load()`` without the cyclic garbage collector, then out of its sight.
+
+    A million jobs are a few million objects that live as long as kalad: collecting
+    while they are created cost a fifth of the start-up, and every full collection
+    after it would walk them all (0.4 s, stalling the timer). None of them forms a
+    cycle, so reference counting still frees any that go away.
+    """
+    gc.disable()
+    try:
+        return service.load()
+    finally:
+        gc.enable()
+        gc.freeze()
 
 
 def raise_open_files_limit() -> None:
