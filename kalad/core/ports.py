@@ -43,6 +43,9 @@ class JobStore(Protocol):
     def load(self) -> Loaded:
         """Every stored job. An undecodable record is reported in ``broken``, never fatal."""
 
+    def ping(self) -> None:
+        """Return if the store answers now, else raise ``StoreUnavailable`` (or ``StoreError``)."""
+
     def apply(self, changes: Sequence[Change]) -> None:
         """Apply ``changes`` in order in ONE transaction, durable on disk before returning.
 

@@ -337,6 +337,8 @@ class RemoteRunner:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self, call: _Call) -> None:
+        if self._closing:
+            return  # queued when kalad began to stop: terminate_all reports it as not started
         if not call.begin(self._clock.now()):
             return
         spec = call.attempt.request

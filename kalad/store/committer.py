@@ -188,37 +188,50 @@ class GroupCommitter:
                     if not self._queue:
                         if self._closed:
                             return
-                        self._cond.wait()
-                        continue
+                        if self._problem is None:
+                            self._cond.wait()
+                            continue
                     if self._problem is not None and not self._closed:
                         delay = self._retry_at - time.monotonic()
                         if delay > 0:
                             self._cond.wait(delay)
                             continue
                     break
-                if self._closed and self._problem is not None:
-                    if last_try:
-                        lost = len(self._queue)
-                        while self._queue:
-                            self._queue.popleft()[1]._settle(StoreUnavailable(self._problem))
-                        log.error("store still unavailable at shutdown: %d change%s not saved"
-                                  " (%s)", lost, "s" if lost != 1 else "", self._problem)
-                        return
-                    last_try = True
-                batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
+                batch: list[tuple[Change, Ticket]] = []
+                if not self._queue:
+                    pass  # degraded with nothing to write: probe whether the store is back
+                elif self._closed and self._problem is not None and last_try:
+                    lost = len(self._queue)
+                    while self._queue:
+                        self._queue.popleft()[1]._settle(StoreUnavailable(self._problem))
+                    log.error("store still unavailable at shutdown: %d change%s not saved"
+                              " (%s)", lost, "s" if lost != 1 else "", self._problem)
+                    return
+                else:
+                    last_try = self._closed and self._problem is not None
+                    batch = [self._queue.popleft()
+                             for _ in range(min(len(self._queue), MAX_BATCH))]
                 for _, ticket in batch:
                     ticket._state = _IN_FLIGHT
                 self._busy = True
                 self._in_flight = len(batch)
-            retry, error = self._commit(batch)
+            retry, error = self._commit(batch) if batch else ([], self._probe())
             with self._cond:
                 self._busy = False
                 self._in_flight = 0
-                if retry:
+                if error is not None:
                     self._requeue(retry, error)
                 elif self._problem is not None:
                     self._recovered(len(batch))
                 self._cond.notify_all()
+
+    def _probe(self) -> BaseException | None:
+        """Why the store still cannot be reached, or None: an idle daemon learns it is back."""
+        try:
+            self._store.ping()
+        except Exception as exc:  # StoreError, or a bug in a backend: still degraded
+            return exc
+        return None
 
     def _requeue(self, retry: list[tuple[Change, Ticket]], error: BaseException | None) -> None:
         # Called with the lock held: the batch goes back to the head, in order.

@@ -151,6 +151,9 @@ class LmdbStore:
             pruned += deleted
         return pruned
 
+    def ping(self) -> None:
+        self._live_env()
+
     def close(self) -> None:
         with self._write_lock, self._gate.exclusive():
             if self._env is None:

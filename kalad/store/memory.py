@@ -88,6 +88,9 @@ class MemoryStore:
                     del self._runs[job_id]
             return pruned
 
+    def ping(self) -> None:
+        self._check_open()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True

@@ -182,6 +182,9 @@ class RedisStore:
             if deleted < _PRUNE_BATCH:
                 return pruned
 
+    def ping(self) -> None:
+        self._call(lambda r: r.ping(), what="ping")
+
     def close(self) -> None:
         with self._write_lock:
             if self._closed:

@@ -233,6 +233,9 @@ class SqlStore:
 
         return self._call(lambda cur: self._transaction(cur, prune), what="prune_runs")
 
+    def ping(self) -> None:
+        self._call(lambda cur: cur.execute("SELECT 1"), what="ping")
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

@@ -228,6 +228,14 @@ def test_calls_after_close_raise_store_unavailable(make_store: MakeStore) -> Non
         store.prune_runs(T0)
 
 
+def test_ping_answers_while_open(make_store: MakeStore) -> None:
+    store = make_store()
+    store.ping()
+    store.close()
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+
+
 def test_unknown_store_kind_names_the_choices() -> None:
     with pytest.raises(ValueError, match="lmdb, mariadb, memory, mysql, postgres, redis, sqlite"):
         open_store("sqlite3")

@@ -49,6 +49,11 @@ class FlakyStore:
             raise StoreUnavailable("test store unavailable: connection refused")
         self.inner.apply(changes)
 
+    def ping(self) -> None:
+        if self.down.is_set():
+            raise StoreUnavailable("test store unavailable: connection refused")
+        self.inner.ping()
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
@@ -278,3 +283,19 @@ def test_a_refused_one_off_is_not_saved_by_its_own_run() -> None:
     committer.close()
     assert refused
     assert [job.id for job in store.load().jobs] == [later.id]
+
+
+def test_an_idle_committer_finds_the_store_back_without_a_write(
+    flaky: tuple[FlakyStore, GroupCommitter], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="kalad.store.committer")
+    store, committer = flaky
+    store.down.set()
+    with pytest.raises(StoreUnavailable):
+        committer.submit(Change(put=(job("a"),))).wait()  # refused: nothing stays queued
+    assert committer.problem is not None
+    store.down.clear()
+    wait_until(lambda: committer.problem is None, timeout=5)  # probed, not written
+    assert store.inner.load().jobs == []
+    levels = [level for level, _ in committer_records(caplog)]
+    assert levels.count(logging.WARNING) == 1 and levels.count(logging.INFO) == 1
