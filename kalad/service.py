@@ -223,6 +223,10 @@ class Service:
         with self._lock:
             return len(self._jobs), list(islice(self._jobs.values(), offset, offset + limit))
 
+    def set_limits(self, limits: Limits) -> None:
+        """SIGHUP: the limits new and replaced jobs are checked against (jobs held stay)."""
+        self._limits = limits
+
     def set_run_limits(self, keep_runs: int, recent_stats: int) -> None:
         """SIGHUP: runs kept per job (from each job's next run) and runs shown as stats."""
         self._store.keep_runs = keep_runs

@@ -41,7 +41,8 @@ HOUSEKEEPING_EVERY = 60.0
 STATUS_EVERY = 2.0
 # Settings a SIGHUP applies at once; any other change waits for a restart.
 LIVE_SETTINGS = frozenset({"verbose", "level", "jobstat_ttl", "keep_runs", "stats_per_job",
-                           "stop_grace"})
+                           "stop_grace", "max_jobs", "min_interval", "max_depth", "max_name",
+                           "max_command"})
 _STOPPED = -1  # posted to the signal queue when the jobs are stopped
 _API_FAILED = -2  # posted when the API server's thread died: stop, exit 1, be restarted
 
@@ -206,6 +207,7 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
             systemd.notify("RELOADING=1", f"MONOTONIC_USEC={int(clock.monotonic() * 1e6)}")
             config = reload_config(config, reload)
             service.set_run_limits(config.keep_runs, config.stats_per_job)
+            service.set_limits(access.job_limits(config))
             systemd.notify("READY=1", f"STATUS={status}")
         now_status = status_line(service, clock, zone, committer.problem)
         if now_status != status:

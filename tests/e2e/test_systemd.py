@@ -214,6 +214,7 @@ def test_hup_rejects_a_broken_config_then_applies_a_fixed_one(tmp_path):
         job_id = k.create(name="ran", command="true")
         wait_until(lambda: f"job={job_id} run=" in k.log() and " succeeded " in k.log())
         conf.write_text("[runs]\njobstat_ttl = 5\nstats_per_job = 0\nkeep_runs = 7\n"
+                        "[jobs]\nmax_name = 5\n"
                         "[api]\nthreads = 3\n[log]\nlevel = debug\n")
         k.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "configuration reloaded" in k.log(), timeout=10)
@@ -221,6 +222,13 @@ def test_hup_rejects_a_broken_config_then_applies_a_fixed_one(tmp_path):
         assert "[runs] jobstat_ttl 60 -> 5 (applied)" in log
         assert "[runs] keep_runs 1000 -> 7 (applied)" in log
         assert "[runs] stats_per_job 100 -> 0 (applied)" in log
+        assert "[jobs] max_name 1024 -> 5 (applied)" in log
+        import urllib.error
+        try:
+            k.create(name="too long now", command="true")
+            raise AssertionError("a name over the new max_name was accepted")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 400 and "max_name" in exc.read().decode()
         import json
         import urllib.request
         with urllib.request.urlopen(f"http://127.0.0.1:{k.port}/api/v1/job/{job_id}/") as resp:
@@ -229,7 +237,7 @@ def test_hup_rejects_a_broken_config_then_applies_a_fixed_one(tmp_path):
         assert "[api] threads 8 -> 3 needs a restart" in log
         assert k.proc.poll() is None
         assert "RELOADING=1" in k.notify.lines()
-        k.create(name="still here", command="true")
+        k.create(name="still", command="true")
     finally:
         assert k.stop() == 0
 
