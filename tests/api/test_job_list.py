@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.api.test_routes import create, env  # noqa: F401  (fixture)
+from tests.api.conftest import create
 
 
 def test_full_list_is_kalas_shape_in_creation_order(env):

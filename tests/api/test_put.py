@@ -6,33 +6,10 @@ import json
 import random
 
 import pytest
-from falcon import testing
 
-from kalad.api.app import create_app
-from kalad.store.lmdb import LmdbStore
-from tests.conftest import FakeClock, ManualLauncher, build_service
+from tests.api.conftest import FUTURE, create
 
-FUTURE = "R/2030-01-01T00:10:00Z/PT10S"
 LATER = "R/2030-01-01T02:00:00Z/PT1H"
-
-
-@pytest.fixture
-def env(tmp_path):
-    clock = FakeClock()
-    launcher = ManualLauncher(clock)
-    store = LmdbStore(tmp_path / "lmdb")
-    service = build_service(store, launcher, clock)
-    service.load()
-    client = testing.TestClient(create_app(service), headers={"Host": "127.0.0.1"})
-    yield client, service, launcher, store
-    store.close()
-
-
-def create(client, **fields) -> str:
-    body = {"name": "j", "command": "true", "schedule": FUTURE, **fields}
-    resp = client.simulate_post("/api/v1/job/", body=json.dumps(body))
-    assert resp.status_code == 201, resp.text
-    return resp.json["id"]
 
 
 def put(client, job_id: str, body, slash: str = "/"):
