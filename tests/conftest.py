@@ -7,6 +7,7 @@ uses real processes, real stores and a real daemon.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -124,3 +125,12 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def group_gone(pgid: int) -> bool:
+    """Whether process group ``pgid`` has no process left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False

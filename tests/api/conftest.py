@@ -33,3 +33,12 @@ def create(client, **fields) -> str:
     resp = client.simulate_post("/api/v1/job/", body=json.dumps(body))
     assert resp.status_code == 201, resp.text
     return resp.json["id"]
+
+
+def assert_error(resp, status: int, *words: str) -> None:
+    """A JSON error with this status whose message holds every one of ``words``."""
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/json")
+    message = resp.json["error"]
+    for word in words:
+        assert word in message, message

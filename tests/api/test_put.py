@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from tests.api.conftest import FUTURE, create
+from tests.api.conftest import FUTURE, assert_error, create
 
 LATER = "R/2030-01-01T02:00:00Z/PT1H"
 
@@ -15,14 +15,6 @@ LATER = "R/2030-01-01T02:00:00Z/PT1H"
 def put(client, job_id: str, body, slash: str = "/"):
     data = body if isinstance(body, (str, bytes)) else json.dumps(body)
     return client.simulate_put(f"/api/v1/job/{job_id}{slash}", body=data)
-
-
-def assert_error(resp, status: int, *words: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/json")
-    message = resp.json["error"]
-    for word in words:
-        assert word in message, message
 
 
 @pytest.mark.parametrize("slash", ["", "/"])

@@ -7,15 +7,7 @@ import random
 
 import pytest
 
-from tests.api.conftest import FUTURE, create
-
-
-def assert_error(resp, status: int, *words: str) -> None:
-    assert resp.status_code == status, resp.text
-    assert resp.headers["content-type"].startswith("application/json")
-    message = resp.json["error"]
-    for word in words:
-        assert word in message, message
+from tests.api.conftest import FUTURE, assert_error, create
 
 
 @pytest.mark.parametrize("slash", ["", "/"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import group_gone, wait_until
 from tests.e2e.daemon import Daemon, create_until_killed
 
 
@@ -115,14 +114,6 @@ def test_kill_9_during_concurrent_creates_loses_no_acknowledged_job(tmp_path):
         assert acknowledged <= stored, f"lost {len(acknowledged - stored)} of {len(acknowledged)}"
     finally:
         d.stop()
-
-
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_sigterm_kills_running_jobs_and_records_them(tmp_path):

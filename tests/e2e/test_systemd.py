@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_until
+from tests.conftest import group_gone, wait_until
 from tests.e2e.daemon import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,14 +177,6 @@ def test_job_start_and_end_are_one_info_line_each_with_the_pid(tmp_path, kalad_f
 
 
 # -- signals -----------------------------------------------------------------------------
-
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
 
 def test_second_term_skips_the_grace(tmp_path, kalad_factory):
     k = kalad_factory("--stop-grace", "30")

@@ -16,6 +16,7 @@ from kalad.core.ports import Attempt
 from kalad.core.runs import AttemptOutcome
 from kalad.runtime.clock import SystemClock
 from kalad.runtime.supervisor import Supervisor
+from tests.conftest import group_gone
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,14 +29,6 @@ def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
-
-
-def group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def make_attempt(*argv: str, env: Mapping[str, str] | None = None, timeout: float | None = None,
