@@ -6,10 +6,11 @@ shell, exactly the attempt's environment, a new session (so the process group id
 the pid), stdin from ``/dev/null``, and stdout and stderr into one pipe of which only
 a bounded tail is kept.
 
-One watcher thread watches every child without a thread per child: a selector holds
-each child's pidfd (readable once it exits) and its pipe, plus an eventfd that
-``launch`` uses to hand over new children. Timeouts are deadlines on a heap checked
-through the selector's timeout. When the leader exits the attempt is over, even if a
+One watcher thread watches every child without a thread per child: an epoll set
+holds each child's pidfd (readable once it exits) and its pipe. ``launch`` adds
+them itself, so starting a job does not wake the watcher; only a child with a
+timeout is handed over (through an eventfd), as a deadline for the watcher's heap,
+checked through the poll timeout. When the leader exits the attempt is over, even if a
 grandchild still holds the pipe: the pipe is drained without blocking and closed.
 
 Signals always go to the whole process group, and only while the leader is unreaped
@@ -25,7 +26,7 @@ import heapq
 import itertools
 import logging
 import os
-import selectors
+import select
 import signal
 import stat
 import threading
@@ -114,7 +115,7 @@ class _Child:
 
     __slots__ = (
         "attempt", "done", "pid", "pidfd", "pipe", "started_at", "output", "trimmed",
-        "reaped", "kill_reason", "shutdown", "registered",
+        "reaped", "kill_reason", "shutdown",
     )
 
     def __init__(self, attempt: Attempt, done: Done, pid: int, pidfd: int, pipe: int,
@@ -130,7 +131,6 @@ class _Child:
         self.reaped = False  # (lock) once True, the pid and group id may name others
         self.kill_reason = ""  # (lock) set when kalad decided to stop it
         self.shutdown = False  # (lock) stopped by terminate_all
-        self.registered = False  # watcher thread only
 
 
 class Supervisor:
@@ -160,16 +160,19 @@ class Supervisor:
         self._children: dict[int, _Child] = {}  # (lock) pid -> child, until done has run
         self._spawning = 0  # (lock) spawns in flight
         self._exclusive = False  # (lock) a _no_spawns section holds off new spawns
-        self._pending: list[_Child] = []  # (lock) launched, not yet in the selector
+        self._deadlines: list[_Child] = []  # (lock) launched with a timeout, not yet on the heap
         self._woken = False  # (lock) a wake-up is already in the eventfd
         self._closing = False  # (lock) terminate_all or stop began: launch refuses
         self._hurried = False  # (lock) hurry(): terminate_all skips what is left of its grace
         self._stopping = False
         self._timers: list[tuple[float, int, _Child, str]] = []  # watcher thread only
         self._seq = itertools.count()
-        self._selector = selectors.DefaultSelector()
+        self._epoll = select.epoll()
+        # fd -> (child, "exit" or "out"); None for the eventfd. Added by launching
+        # threads, removed by the watcher: single dict operations, atomic under the GIL.
+        self._watched: dict[int, tuple[_Child, str] | None] = {}
         self._wake_fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        self._selector.register(self._wake_fd, selectors.EVENT_READ, None)
+        self._watch_fd(self._wake_fd, None)
         self._thread: threading.Thread | None = None
         self._subreaper = False
         self._stopped = False
@@ -205,7 +208,7 @@ class Supervisor:
             self._thread.join()
         if self._subreaper:
             _set_child_subreaper(False)
-        self._selector.close()
+        self._epoll.close()
         os.close(self._wake_fd)
         self._stopped = True
 
@@ -260,19 +263,24 @@ class Supervisor:
             try:
                 pidfd = os.pidfd_open(pid)
             except OSError as exc:
-                # Unwatchable: take it back rather than leave it running unsupervised.
-                log.error("cannot watch job=%s run=%s pid=%d: %s; killing it",
-                          attempt.job_name, attempt.run_id, pid, exc)
-                _kill_group(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                return f"cannot watch {name}: {exc.strerror or exc}"
+                return _take_back(attempt, pid, exc)
             os.set_blocking(r, False)
             child = _Child(attempt, done, pid, pidfd, r, started_at)
             with self._lock:
-                self._children[pid] = child
-                self._pending.append(child)
-                wake = not self._woken
-                self._woken = True
+                try:
+                    self._watch_fd(pidfd, (child, "exit"))
+                    self._watch_fd(r, (child, "out"))
+                except OSError as exc:  # the epoll set is full (fs.epoll.max_user_watches)
+                    child.reaped = True  # a pidfd event already polled finds nothing to do
+                    if pidfd in self._watched:
+                        self._unwatch_fd(pidfd)
+                    os.close(pidfd)
+                    return _take_back(attempt, pid, exc)
+                self._children[pid] = child  # the watcher's _exited waits for this lock
+                wake = attempt.timeout is not None and not self._woken
+                if attempt.timeout is not None:
+                    self._deadlines.append(child)
+                    self._woken = True
             if wake:
                 self._wake()  # inside the spawn section: stop() cannot have closed the eventfd
         finally:
@@ -390,6 +398,14 @@ class Supervisor:
 
     # -- the watcher thread ----------------------------------------------------------------
 
+    def _watch_fd(self, fd: int, data: tuple[_Child, str] | None) -> None:
+        self._watched[fd] = data  # before the fd is polled: its first event finds it
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def _unwatch_fd(self, fd: int) -> None:
+        self._epoll.unregister(fd)
+        self._watched.pop(fd, None)
+
     def _wake(self) -> None:
         try:
             os.eventfd_write(self._wake_fd, 1)
@@ -408,16 +424,17 @@ class Supervisor:
                 until_sweep = max(next_sweep - now, 0.0)
                 timeout = until_sweep if timeout is None else min(timeout, until_sweep)
             try:
-                events = self._selector.select(timeout)
+                events = self._epoll.poll(-1 if timeout is None else timeout)
             except InterruptedError:
                 continue
             exited = False
-            for key, _mask in events:
+            for fd, _mask in events:
                 try:
-                    if key.data is None:
-                        self._take_pending()
-                    else:
-                        child, what = key.data
+                    watched = self._watched.get(fd, False)
+                    if watched is None:
+                        self._take_deadlines()
+                    elif watched:  # False: an event of an fd closed meanwhile
+                        child, what = watched
                         if what == "out":
                             self._read(child)
                         else:
@@ -440,24 +457,17 @@ class Supervisor:
         if self._reap_orphans:
             self._sweep_orphans()
 
-    def _take_pending(self) -> None:
+    def _take_deadlines(self) -> None:
         try:
             os.eventfd_read(self._wake_fd)
         except BlockingIOError:
             pass
         with self._lock:
-            pending, self._pending = self._pending, []
+            pending, self._deadlines = self._deadlines, []
             self._woken = False
         for child in pending:
-            if child.reaped:
-                continue
-            self._selector.register(child.pidfd, selectors.EVENT_READ, (child, "exit"))
-            if child.pipe is not None:
-                self._selector.register(child.pipe, selectors.EVENT_READ, (child, "out"))
-            child.registered = True
-            timeout = child.attempt.timeout
-            if timeout is not None:
-                when = self._clock.monotonic() + max(timeout, 0.0)
+            if not child.reaped:
+                when = self._clock.monotonic() + max(child.attempt.timeout, 0.0)
                 heapq.heappush(self._timers, (when, next(self._seq), child, "term"))
 
     def _read(self, child: _Child) -> None:
@@ -483,8 +493,7 @@ class Supervisor:
     def _close_pipe(self, child: _Child) -> None:
         if child.pipe is None:
             return
-        if child.registered:
-            self._selector.unregister(child.pipe)
+        self._unwatch_fd(child.pipe)
         os.close(child.pipe)
         child.pipe = None
 
@@ -537,9 +546,8 @@ class Supervisor:
             drained += len(data)
             self._keep(child, data)
         self._close_pipe(child)
-        if child.registered:
-            self._selector.unregister(child.pidfd)
-        os.close(child.pidfd)  # if still pending, _take_pending skips it: it is reaped
+        self._unwatch_fd(child.pidfd)
+        os.close(child.pidfd)
         outcome = self._outcome(child, status, ended_at)
         child.output = bytearray()  # a pending timer may hold the child until its deadline
         log.debug("exited job=%s run=%s pid=%d exit_status=%s %s", child.attempt.job_name,
@@ -592,9 +600,18 @@ class Supervisor:
                         pass
                     log.debug("reaped orphan pid=%d", info.si_pid)
                     continue
-            # An attempt whose pidfd event has not come yet (or is in the selector's queue).
+            # An attempt whose pidfd event has not come yet (or is in the poll's events).
             if not self._exited(child):
                 return
+
+
+def _take_back(attempt: Attempt, pid: int, exc: OSError) -> str:
+    """Kill and reap a child that cannot be watched rather than leave it unsupervised."""
+    log.error("cannot watch job=%s run=%s pid=%d: %s; killing it",
+              attempt.job_name, attempt.run_id, pid, exc)
+    _kill_group(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return f"cannot watch {attempt.argv[0]}: {exc.strerror or exc}"
 
 
 def _kill_group(pgid: int, sig: int) -> None:

@@ -5,7 +5,10 @@ changes in exactly the order the service decided them (a run record queued befor
 a delete can never resurrect the job). API mutations wait for their ticket (durable
 before the response); run records do not wait. Under load, everything queued while
 the previous transaction was syncing is committed together, so the fsync cost is
-shared instead of paid per change.
+shared instead of paid per change. Changes nobody waits for (run records) are
+also held back until ``LINGER`` seconds after the previous transaction began, so
+hundreds of runs a second share a few transactions; a waiter (``Ticket.wait``,
+``flush``, ``close``) cuts the wait short, so API writes are not delayed by it.
 
 When the store is unavailable (``StoreUnavailable``: the server is down, the
 connection cannot be re-opened) the committer is *degraded*: it keeps the failed
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 512
 MAX_QUEUED = 100_000  # changes kept while the store is down; the oldest are dropped past it
 WRITE_WAIT = 5.0  # seconds an API write waits for the store before it is refused
+LINGER = 0.01  # seconds between transactions of changes nobody waits for
 BACKOFF = (0.5, 1.0, 2.0, 4.0)  # seconds between retries while degraded; the last repeats
 
 _QUEUED, _IN_FLIGHT, _SETTLED = 0, 1, 2
@@ -68,6 +72,8 @@ class Ticket:
         error says so.
         """
         timeout = WRITE_WAIT if timeout is None else timeout
+        if self._committer is not None and not self._done.is_set():
+            self._committer._hurry()
         if not self._done.wait(timeout):
             if self._committer is not None:
                 self._committer._withdraw(self, timeout)
@@ -89,9 +95,12 @@ class GroupCommitter:
     """
 
     def __init__(self, store: JobStore, *, threaded: bool = True,
-                 max_queued: int = MAX_QUEUED) -> None:
+                 max_queued: int = MAX_QUEUED, linger: float = LINGER) -> None:
         self._store = store
         self._max_queued = max_queued
+        self._linger = linger
+        self._last_commit = 0.0  # monotonic start of the previous transaction
+        self._hurried = False  # someone waits for a queued change: no lingering
         self._queue: deque[tuple[Change, Ticket]] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -131,12 +140,15 @@ class GroupCommitter:
             if len(self._queue) >= self._max_queued:
                 self._drop_oldest()
             self._queue.append((change, ticket))
-            self._cond.notify_all()
+            if len(self._queue) == 1:  # else the writer is busy or lingering: it will look
+                self._cond.notify_all()
         return ticket
 
     def flush(self) -> None:
         """Return once everything submitted so far has been committed (or failed)."""
         with self._cond:
+            self._hurried = True
+            self._cond.notify_all()
             while self._queue or self._busy:
                 self._cond.wait(0.1)
 
@@ -152,6 +164,13 @@ class GroupCommitter:
             self._thread.join()
 
     # -- internals ---------------------------------------------------------------------
+
+    def _hurry(self) -> None:
+        """A caller waits for a queued change: commit without lingering."""
+        with self._cond:
+            if not self._hurried:
+                self._hurried = True
+                self._cond.notify_all()
 
     def _withdraw(self, ticket: Ticket, waited: float) -> None:
         """Give up on ``ticket``: now if it is queued, else if its attempt fails."""
@@ -188,11 +207,17 @@ class GroupCommitter:
                     if not self._queue:
                         if self._closed:
                             return
+                        self._hurried = False  # nothing queued: no one waits for the queue
                         if self._problem is None:
                             self._cond.wait()
                             continue
                     if self._problem is not None and not self._closed:
                         delay = self._retry_at - time.monotonic()
+                        if delay > 0:
+                            self._cond.wait(delay)
+                            continue
+                    elif not (self._hurried or self._closed):
+                        delay = self._last_commit + self._linger - time.monotonic()
                         if delay > 0:
                             self._cond.wait(delay)
                             continue
@@ -213,6 +238,7 @@ class GroupCommitter:
                              for _ in range(min(len(self._queue), MAX_BATCH))]
                 for _, ticket in batch:
                     ticket._state = _IN_FLIGHT
+                self._last_commit = time.monotonic()
                 self._busy = True
                 self._in_flight = len(batch)
             retry, error = self._commit(batch) if batch else ([], self._probe())

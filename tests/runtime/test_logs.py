@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 from kalad.runtime import logs
 
@@ -66,6 +67,33 @@ def test_setup_and_set_level(capsys):
         assert capsys.readouterr().err == "<4>kalad.t: two\n<4>lines\n"
         logs.set_level(logging.DEBUG)
         assert root.level == logging.DEBUG
+    finally:
+        logs.stop()
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+
+
+def test_a_burst_from_many_threads_is_written_whole_and_in_order(capsys):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.setup(logging.INFO, "journal")
+
+        def burst(t: int) -> None:
+            for i in range(500):
+                logging.getLogger("kalad.t").info("thread %d line %d", t, i)
+
+        threads = [threading.Thread(target=burst, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        logs.stop()
+        lines = capsys.readouterr().err.splitlines()
+        assert len(lines) == 2000
+        for t in range(4):
+            mine = [line for line in lines if line.startswith(f"<6>kalad.t: thread {t} ")]
+            assert mine == [f"<6>kalad.t: thread {t} line {i}" for i in range(500)]
     finally:
         logs.stop()
         root.handlers[:], _ = saved

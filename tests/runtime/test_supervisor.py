@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -349,6 +350,32 @@ def test_many_launches_leave_no_fds_and_no_zombies(sup):
     assert len(outcomes) == 200
     assert all(o.exit_status == 0 for o in outcomes)
     assert sup.running() == []
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    assert zombie_children() == []
+
+
+def test_a_child_that_cannot_be_watched_is_killed_and_reported_once(sup, monkeypatch, tmp_path):
+    # epoll refusing a descriptor (fs.epoll.max_user_watches reached) cannot be caused
+    # for one process alone: the second registration, the pipe's, is made to fail.
+    real = sup._watch_fd
+
+    def full(fd, data):
+        if data is not None and data[1] == "out":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd, data)
+
+    monkeypatch.setattr(sup, "_watch_fd", full)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    marker = tmp_path / "ran"
+    waiter = Waiter()
+    sup.launch(make_attempt("sh", "-c", f"sleep 0.5; touch {marker}"), waiter)
+    outcome = waiter.wait()
+    assert outcome.exit_status is None
+    assert outcome.message == "cannot watch sh: No space left on device"
+    assert sup.running() == []
+    time.sleep(1)
+    assert not marker.exists(), "the unwatched child was left running"
+    assert len(waiter.outcomes) == 1
     assert len(os.listdir("/proc/self/fd")) == fds_before
     assert zombie_children() == []
 
