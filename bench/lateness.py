@@ -71,7 +71,7 @@ def run(ctx) -> dict:
         say(f"lateness: child start overhead p50 {overhead['p50_ms']} ms; J={jobs}, D={duration}s, "
             f"idle jobs 0 and {ballast}")
         api = ctx.kalad_api()
-        aps = ApsDriver()
+        aps = ApsDriver(ctx.out_dir / "apscheduler.log")
         try:
             plan = [("floor", FloorDriver(), 0)]
             for b in (0, ballast):

@@ -33,9 +33,12 @@ class ApsDriver:
 
     name = "APScheduler"
 
-    def __init__(self, workers: int = WORKERS):
+    def __init__(self, log_path, workers: int = WORKERS):
+        """``log_path``: where the peer's own log goes (its misfire warnings, one per run)."""
         argv, env = module_command("peer_aps", str(workers))
-        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        with open(log_path, "ab") as log:
+            self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=log, text=True)
         self.version = self._reply(60)["version"]
 
     def _reply(self, timeout: float) -> dict:

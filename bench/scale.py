@@ -80,7 +80,7 @@ def run(ctx) -> dict:
     data: dict = {"jobs": n}
 
     say(f"scale: baselines: APScheduler with {n} jobs, bare falcon+waitress POST")
-    aps = ApsDriver()
+    aps = ApsDriver(ctx.out_dir / "apscheduler.log")
     try:
         time.sleep(0.5)
         aps_empty = aps.rss_kib()

@@ -584,22 +584,26 @@ class Supervisor:
     def _sweep_orphans(self) -> None:
         """Reap exited children that are not attempts (orphans handed to us as subreaper)."""
         while True:
-            with self._no_spawns():
-                try:
-                    info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-                except ChildProcessError:
-                    return
-                if info is None or info.si_pid == 0:
-                    return
-                with self._lock:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid == 0:
+                return
+            with self._lock:
+                child = self._children.get(info.si_pid)
+            if child is None:
+                # An orphan, or an attempt whose spawn is still registering it: once
+                # no spawn is in flight, a pid that is not an attempt is an orphan.
+                with self._no_spawns(), self._lock:
                     child = self._children.get(info.si_pid)
-                if child is None:
-                    try:
-                        os.waitpid(info.si_pid, os.WNOHANG)
-                    except ChildProcessError:
-                        pass
-                    log.debug("reaped orphan pid=%d", info.si_pid)
-                    continue
+                    if child is None:
+                        try:
+                            os.waitpid(info.si_pid, os.WNOHANG)
+                        except ChildProcessError:
+                            pass
+                        log.debug("reaped orphan pid=%d", info.si_pid)
+                        continue
             # An attempt whose pidfd event has not come yet (or is in the poll's events).
             if not self._exited(child):
                 return
