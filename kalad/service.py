@@ -75,6 +75,7 @@ class _ActiveRun:
     started_mono: float
     chain: _Chain | None = None
     attempts: int = 1
+    not_before: datetime | None = None  # fired ahead of its instant: the first attempt waits
 
 
 _Launch = tuple[Job, _ActiveRun]
@@ -418,24 +419,31 @@ class Service:
 
     # ---- the timer's side ----------------------------------------------------------
 
-    def tick(self) -> datetime | None:
-        """Fire every job that is due now; return the next due time (None: nothing armed)."""
+    def tick(self, lead: timedelta = timedelta(0)) -> datetime | None:
+        """Fire every job due within ``lead`` from now; return the next due time (None:
+        nothing armed).
+
+        With a ``lead`` (the timer's), a job due a moment from now is fired now: its
+        bookkeeping and the preparing of its process happen before its instant, and
+        the launcher starts it on the instant (``Attempt.start_at``).
+        """
         launches = []
         with self._lock:
             if not self._accepting:
                 return None
             now = self._clock.now()
-            for job_id, _ in self._timeline.pop_due(now):
+            horizon = now + lead
+            for job_id, _ in self._timeline.pop_due(horizon):
                 job = self._jobs.get(job_id)
                 if job is None or job.disabled:
                     continue
                 if job_id in self._scheduled_running:
                     continue  # fired again when the running occurrence ends
-                skipped = self._arm(job, now, fire=True)
+                skipped = self._arm(job, horizon, fire=True)
                 job = self._jobs[job_id]
                 if skipped is not None:
                     self._committer.submit(Change(runs=(skipped,)))
-                if job.next_run_at is not None and job.next_run_at <= now:
+                if job.next_run_at is not None and job.next_run_at <= horizon:
                     launches.append(self._fire(job, now))
             nxt = self._timeline.next_due()
             self._missed_log.flush(self._clock.monotonic())
@@ -507,7 +515,13 @@ class Service:
         nxt = self._schedule_of(job).first_after(scheduled_at)
         self._set(replace(job, next_run_at=nxt))
         self._scheduled_running.add(job.id)
-        return self._start_run(self._jobs[job.id], Trigger.SCHEDULE, scheduled_at, now)
+        launch = self._start_run(self._jobs[job.id], Trigger.SCHEDULE, scheduled_at,
+                                 max(now, scheduled_at))
+        if scheduled_at > now:
+            active = launch[1]
+            active.not_before = scheduled_at
+            active.started_mono += (scheduled_at - now).total_seconds()
+        return launch
 
     def _start_run(
         self,
@@ -535,10 +549,11 @@ class Service:
     def _launch(self, launch: _Launch) -> None:
         """Start one attempt; called without the lock held (spawning takes time)."""
         job, active = launch
+        start_at, active.not_before = active.not_before, None  # retries start at once
         try:
             attempt = build_attempt(
                 job, active.run_id, active.attempts, active.scheduled_at, self._base_env,
-                active.trigger.value,
+                active.trigger.value, start_at,
             )
         except InvalidJob as exc:
             now = self._clock.now()

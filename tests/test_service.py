@@ -116,6 +116,31 @@ def test_epsilon_skips_a_run_that_would_start_too_late(store, launcher, clock):
     assert launcher.count(job.id) == 1
 
 
+def test_a_lead_fires_ahead_and_the_attempt_starts_on_the_instant(service, launcher, clock, store):
+    job = service.create_job(make_job("lead", schedule=f"R/{iso(10)}/PT10S", retries=1))
+    lead = timedelta(milliseconds=2)
+    clock.set(at(9.997))
+    service.tick(lead)  # due in 3 ms: beyond the lead
+    assert launcher.count(job.id) == 0
+    clock.set(at(9.999))
+    service.tick(lead)  # due in 1 ms: fired now, to start on the instant
+    [attempt] = launcher.started
+    assert attempt.start_at == at(10)
+    assert service.get_job(job.id).metadata.last_attempted_run == at(10)
+    assert service.get_job(job.id).next_run_at == at(20)
+    clock.set(at(10.5))
+    launcher.finish(1)
+    retry = launcher.started[-1]
+    assert retry.number == 2 and retry.start_at is None  # a retry starts at once
+    launcher.finish(0)
+    [run] = store.list_runs(job.id)
+    assert run.started_at == at(10) and run.scheduled_at == at(10)
+    assert run.duration_ns == 500_000_000  # from the instant, not from the early tick
+    clock.set(at(20.5))
+    service.tick(lead)  # late: no lead needed, no wait
+    assert launcher.started[-1].start_at is None
+
+
 def test_retries_count_attempts_and_runs(service, launcher, clock, store):
     job = service.create_job(make_job("flaky", retries=2))
     service.tick()

@@ -25,6 +25,7 @@ def build_attempt(
     scheduled_at: datetime | None,
     base_env: Mapping[str, str],
     trigger: str = "",
+    start_at: datetime | None = None,
 ) -> Attempt:
     fields = job_fields(job) if job.template_delimiters else {}
     env = dict(base_env)
@@ -36,9 +37,10 @@ def build_attempt(
     env["KALAD_SCHEDULED_AT"] = scheduled_at.isoformat().replace("+00:00", "Z") if scheduled_at else ""
     if job.type is JobType.REMOTE:
         return Attempt(run_id, job.id, job.name, number, (), env,
-                       request=_request(job, fields), trigger=trigger)
+                       request=_request(job, fields), trigger=trigger, start_at=start_at)
     command = render(job.command, job.template_delimiters, fields)
-    return Attempt(run_id, job.id, job.name, number, command_argv(command), env, trigger=trigger)
+    return Attempt(run_id, job.id, job.name, number, command_argv(command), env, trigger=trigger,
+                   start_at=start_at)
 
 
 def _request(job: Job, fields: Mapping) -> HttpRequest:

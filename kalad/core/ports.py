@@ -88,6 +88,7 @@ class Attempt:
     timeout: float | None = None  # seconds; the process group is killed after it
     request: HttpRequest | None = None
     trigger: str = ""  # what started the run (schedule, manual, ...), for the start log line
+    start_at: datetime | None = None  # start no earlier (a run fired ahead of its instant)
 
 
 class Launcher(Protocol):

@@ -24,6 +24,18 @@ class SystemClock:
         return time.monotonic()
 
 
+def sleep_until(when: datetime | None) -> None:
+    """Return at the wall-clock instant ``when`` (at once if it is past, or None).
+
+    For runs the timer fired a moment ahead of their instant, everything prepared:
+    ``time.sleep`` wakes within tens of microseconds of the instant.
+    """
+    if when is not None:
+        delay = when.timestamp() - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+
 def local_zone() -> tzinfo:
     """The host's zone with its DST rules: ``$TZ``, else ``/etc/localtime``, else UTC.
 

@@ -36,6 +36,9 @@ from kalad.store.committer import GroupCommitter
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# The timer wakes this long before a job is due: its bookkeeping and process set-up
+# (0.3 ms of Python, more with cold caches) then happen before the instant, not after.
+FIRE_LEAD = 0.002
 HOUSEKEEPING_EVERY = 60.0
 STATUS_EVERY = 2.0
 # Settings a SIGHUP applies at once; any other change waits for a restart.
@@ -161,7 +164,7 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     watchdog = systemd.Watchdog.from_environ(clock.monotonic)
     timer = Timer(service.tick, service.next_due, clock, max_wait=watchdog.max_wait(1.0),
-                  on_beat=watchdog.beat)
+                  lead=FIRE_LEAD, on_beat=watchdog.beat)
     service.set_waker(timer.wake)
     supervisor.start()
     timer.start()

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from kalad.core.ports import Attempt, Clock, HttpRequest
 from kalad.core.runs import AttemptOutcome
+from kalad.runtime.clock import sleep_until
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +340,7 @@ class RemoteRunner:
     def _run(self, call: _Call) -> None:
         if self._closing:
             return  # queued when kalad began to stop: terminate_all reports it as not started
+        sleep_until(call.attempt.start_at)
         if not call.begin(self._clock.now()):
             return
         spec = call.attempt.request

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -73,8 +73,12 @@ class Spawner:
         flags = ctypes.c_short(_SETSID | _SETSIGMASK | _SETSIGDEF)
         _check(_libc.posix_spawnattr_setflags(self._attr, flags), "setflags")
 
-    def spawn(self, path: str, argv: Sequence[str], env: Mapping[str, str], output: int) -> int:
+    def spawn(self, path: str, argv: Sequence[str], env: Mapping[str, str], output: int,
+              before: Callable[[], object] | None = None) -> int:
         """Start ``path`` with ``argv`` and exactly ``env``; stdout and stderr to ``output``.
+
+        ``before`` runs once everything is prepared, right before the process is
+        started: the supervisor waits there for a run's instant.
 
         Returns the pid; raises ``OSError`` (FileNotFoundError, PermissionError, ...)
         with the errno of the failed exec or set-up, and ``ValueError`` for a NUL
@@ -100,6 +104,8 @@ class Spawner:
             _check(_libc.posix_spawn_file_actions_adddup2(actions, output, 2), "adddup2")
             _check(_libc.posix_spawn_file_actions_addclose(actions, output), "addclose")
             pid = ctypes.c_int()
+            if before is not None:
+                before()
             code = _libc.posix_spawn(ctypes.byref(pid), os.fsencode(path), actions, self._attr,
                                      c_argv, c_envp)
         finally:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import functools
 import heapq
 import itertools
 import logging
@@ -35,6 +36,7 @@ from datetime import datetime
 
 from kalad.core.ports import Attempt, Clock
 from kalad.core.runs import AttemptOutcome
+from kalad.runtime.clock import sleep_until
 from kalad.runtime.spawn import Spawner
 
 log = logging.getLogger(__name__)
@@ -222,6 +224,8 @@ class Supervisor:
         outcome whose ``message`` says why.
         """
         started_at = self._clock.now()
+        if attempt.start_at is not None and attempt.start_at > started_at:
+            started_at = attempt.start_at  # the spawn waits for it, all else prepared
         argv = attempt.argv
         name = argv[0] if argv else ""
         try:
@@ -251,7 +255,8 @@ class Supervisor:
             return _REFUSED
         try:
             try:
-                pid = self._spawner.spawn(path, attempt.argv, attempt.env, w)
+                pid = self._spawner.spawn(path, attempt.argv, attempt.env, w,
+                                          functools.partial(sleep_until, attempt.start_at))
             except FileNotFoundError:
                 return f"command not found: {name}"
             except PermissionError:

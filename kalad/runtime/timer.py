@@ -1,15 +1,21 @@
 """The timer thread: sleeps until the earliest due time (or a wake-up), then ticks the service.
 
-It never sleeps with ``time.sleep`` and never longer than ``max_wait``, and re-reads
-the wall clock after every wait, so a clock step or a suspend is noticed within a
-second. It does no I/O of its own: the service spawns and hands writes to the
-committer, so a slow disk does not make runs late.
+Between ticks it waits on a condition (wakeable), never longer than ``max_wait``,
+and re-reads the wall clock after every wait, so a clock step or a suspend is
+noticed within a second. It wakes ``lead`` before the earliest due time and passes the lead to the
+tick, so the due jobs' bookkeeping and process set-up are done ahead and each
+process starts on its instant (the launcher waits the last moment precisely).
+The due jobs are started on this thread (the spawn releases the GIL); store
+writes go to the committer, so a slow disk does not make runs late. An executable
+on a hung network mount would stall the tick until its exec returns; the systemd
+watchdog, fed from here, then restarts kalad.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from typing import Callable
 
 from kalad.core.ports import Clock
@@ -20,14 +26,16 @@ log = logging.getLogger(__name__)
 class Timer:
     def __init__(
         self,
-        tick: Callable[[], object],
+        tick: Callable[[timedelta], object],
         next_due: Callable[[], object],
         clock: Clock,
         *,
         max_wait: float = 1.0,
+        lead: float = 0.0,
         on_beat: Callable[[], None] = lambda: None,
     ) -> None:
         self._tick = tick
+        self._lead = lead
         self._next_due = next_due
         self._clock = clock
         self._max_wait = max_wait
@@ -56,7 +64,7 @@ class Timer:
     def _loop(self) -> None:
         while True:
             try:
-                self._tick()
+                self._tick(timedelta(seconds=self._lead))
             except Exception:  # one bad job must not stop every schedule
                 log.exception("timer tick failed")
             self._on_beat()
@@ -71,7 +79,8 @@ class Timer:
                     continue
                 wait = self._max_wait
                 if due is not None:
-                    wait = min(wait, max((due - self._clock.now()).total_seconds(), 0.0))
+                    wait = min(wait, max((due - self._clock.now()).total_seconds() - self._lead,
+                                         0.0))
                 if wait > 0:
                     self._cond.wait(wait)
                 self._woken = False

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -60,6 +62,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path
         if path == "/ok":
             self._send(200, b"hello")
+        elif path == "/clock":
+            self._send(200, repr(time.time()).encode())
         elif path == "/unavailable":
             self._send(503, b"busy")
         elif path == "/empty":
@@ -190,6 +194,16 @@ def test_success_and_output(runner, server):
     assert (outcome.exit_status, outcome.output, outcome.message) == (200, "hello", "")
     assert outcome.success
     assert outcome.started_at <= outcome.ended_at
+
+
+def test_a_request_with_a_start_instant_is_sent_on_it(runner, server):
+    start_at = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+    waiter = Waiter()
+    runner.launch(dataclasses.replace(attempt(server.base + "/clock"), start_at=start_at), waiter)
+    outcome = waiter.wait()
+    assert outcome.exit_status == 200
+    assert float(outcome.output) >= start_at.timestamp()  # the server's clock on arrival
+    assert outcome.started_at >= start_at
 
 
 def test_unexpected_status_is_a_failure_with_its_body(runner, server):

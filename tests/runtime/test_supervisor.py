@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -10,6 +11,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -126,6 +128,16 @@ def test_success_captures_output(sup):
     assert outcome.started_at.tzinfo is not None
     assert outcome.started_at <= outcome.ended_at
     assert waiter.threads == ["supervisor"]
+
+
+def test_an_attempt_with_a_start_instant_starts_on_it(sup):
+    start_at = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+    waiter = Waiter()
+    sup.launch(dataclasses.replace(make_attempt("date", "+%s.%N"), start_at=start_at), waiter)
+    outcome = waiter.wait()
+    assert outcome.exit_status == 0
+    assert float(outcome.output) >= start_at.timestamp()  # the child's own clock
+    assert outcome.started_at == start_at
 
 
 def test_stdout_and_stderr_share_one_pipe(sup):
