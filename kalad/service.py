@@ -564,6 +564,8 @@ class Service:
     def _attempt_done(self, active: _ActiveRun, outcome: AttemptOutcome) -> None:
         launches: list[_Launch] = []
         with self._lock:
+            if active.attempts == 1:
+                active.started_at = outcome.started_at  # when the launcher really started it
             job = self._jobs.get(active.job_id)
             if job is not None:
                 job = replace(job, metadata=count_attempt(job.metadata, outcome))

@@ -55,8 +55,12 @@ class ManualLauncher:
         self.started: list[Attempt] = []
 
     def launch(self, attempt: Attempt, done: Callable[[AttemptOutcome], None]) -> None:
+        """Starts it now, or at ``attempt.start_at`` if that is later (as the real ones)."""
         self.started.append(attempt)
-        self.pending.append((attempt, done, self.clock.now()))
+        started = self.clock.now()
+        if attempt.start_at is not None and attempt.start_at > started:
+            started = attempt.start_at
+        self.pending.append((attempt, done, started))
 
     def finish(self, exit_status: int = 0, *, job_id: str | None = None, output: str = "",
                killed: bool = False) -> Attempt:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
-import functools
 import heapq
 import itertools
 import logging
@@ -224,8 +223,6 @@ class Supervisor:
         outcome whose ``message`` says why.
         """
         started_at = self._clock.now()
-        if attempt.start_at is not None and attempt.start_at > started_at:
-            started_at = attempt.start_at  # the spawn waits for it, all else prepared
         argv = attempt.argv
         name = argv[0] if argv else ""
         try:
@@ -251,12 +248,18 @@ class Supervisor:
                started_at: datetime) -> str:
         """Spawn and register the child; return why not, or "" on success."""
         name = attempt.argv[0]
+
+        def on_instant() -> None:  # all is prepared: wait for the run's instant, if any
+            nonlocal started_at
+            if attempt.start_at is not None:
+                sleep_until(attempt.start_at)
+                started_at = self._clock.now()
+
         if not self._enter_spawn():
             return _REFUSED
         try:
             try:
-                pid = self._spawner.spawn(path, attempt.argv, attempt.env, w,
-                                          functools.partial(sleep_until, attempt.start_at))
+                pid = self._spawner.spawn(path, attempt.argv, attempt.env, w, on_instant)
             except FileNotFoundError:
                 return f"command not found: {name}"
             except PermissionError:
