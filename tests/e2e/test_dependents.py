@@ -54,7 +54,7 @@ def test_failing_parent_runs_on_failure_job_not_children(daemon, tmp_path):
     wait_until(lambda: lines(out), timeout=20)
     wait_until(lambda: daemon.runs(parent))
     assert [name for name, _ in lines(out)] == ["alarm"]
-    [run] = daemon.runs(alarm)
+    [run] = wait_until(lambda: daemon.runs(alarm))  # its record follows its stamp
     assert run["trigger"] == "failure"
 
 
