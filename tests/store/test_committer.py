@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from kalad.core.ports import Change
 from kalad.store.committer import GroupCommitter
 from kalad.store.lmdb import LmdbStore
@@ -32,64 +34,67 @@ def jobs(n: int):
     return [make_job(f"j{i}", id=f"j{i}") for i in range(n)]
 
 
-def test_unwaited_changes_linger_and_share_one_transaction(tmp_path):
-    store = Recording(tmp_path / "lmdb")
-    committer = GroupCommitter(store, linger=60.0)
-    try:
-        first, *rest = jobs(50)
-        committer.submit(Change(put=(first,)))  # the first goes at once: nothing was written
-        committer.flush()
-        for job in rest:  # within the linger after it: held back, nobody waits for them
-            committer.submit(Change(put=(job,)))
-        assert store.transactions == [1]
-        committer.flush()  # a waiter ends the linger: one transaction for all
-        assert store.transactions == [1, 49]
-        assert len(store.load().jobs) == 50
-    finally:
+@pytest.fixture
+def store(tmp_path):
+    s = Recording(tmp_path / "lmdb")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def make_committer(store):
+    made: list[GroupCommitter] = []
+
+    def make(linger: float) -> GroupCommitter:
+        made.append(GroupCommitter(store, linger=linger))
+        return made[-1]
+
+    yield make
+    for committer in made:
         committer.close()
-        store.close()
 
 
-def test_a_waited_change_is_not_held_back_by_the_linger(tmp_path):
-    store = Recording(tmp_path / "lmdb")
-    committer = GroupCommitter(store, linger=60.0)
-    try:
-        a, b, c = jobs(3)
-        committer.submit(Change(put=(a,)))
-        committer.flush()
-        committer.submit(Change(put=(b,)))  # a run record: lingers
-        ticket = committer.submit(Change(put=(c,)))  # an API write: its caller waits
-        ticket.wait(timeout=30.0)  # would be refused after 30 s if it lingered 60
-        assert store.transactions == [1, 2]  # the lingering change went with it, in order
-    finally:
-        committer.close()
-        store.close()
+def test_unwaited_changes_linger_and_share_one_transaction(store, make_committer):
+    committer = make_committer(60.0)
+    first, *rest = jobs(50)
+    committer.submit(Change(put=(first,)))  # the first goes at once: nothing was written
+    committer.flush()
+    for job in rest:  # within the linger after it: held back, nobody waits for them
+        committer.submit(Change(put=(job,)))
+    assert store.transactions == [1]
+    committer.flush()  # a waiter ends the linger: one transaction for all
+    assert store.transactions == [1, 49]
+    assert len(store.load().jobs) == 50
 
 
-def test_close_writes_what_lingers(tmp_path):
-    store = Recording(tmp_path / "lmdb")
-    committer = GroupCommitter(store, linger=60.0)
+def test_a_waited_change_is_not_held_back_by_the_linger(store, make_committer):
+    committer = make_committer(60.0)
+    a, b, c = jobs(3)
+    committer.submit(Change(put=(a,)))
+    committer.flush()
+    committer.submit(Change(put=(b,)))  # a run record: lingers
+    ticket = committer.submit(Change(put=(c,)))  # an API write: its caller waits
+    ticket.wait(timeout=30.0)  # would be refused after 30 s if it lingered 60
+    assert store.transactions == [1, 2]  # the lingering change went with it, in order
+
+
+def test_close_writes_what_lingers(store, make_committer):
+    committer = make_committer(60.0)
     for job in jobs(10):
         committer.submit(Change(put=(job,)))
     committer.close()
     assert sum(store.transactions) == 10
     assert len(store.load().jobs) == 10
-    store.close()
 
 
-def test_changes_queued_during_a_slow_write_go_in_the_next_transaction(tmp_path):
-    store = Recording(tmp_path / "lmdb")
-    committer = GroupCommitter(store, linger=0.0)
-    try:
-        first, *rest = jobs(20)
-        store.gate.clear()  # the first transaction hangs, as on a slow disk
-        committer.submit(Change(put=(first,)))
-        for job in rest:
-            committer.submit(Change(put=(job,)))
-        store.gate.set()
-        committer.flush()
-        assert sum(store.transactions) == 20
-        assert len(store.transactions) <= 3  # not one per change
-    finally:
-        committer.close()
-        store.close()
+def test_changes_queued_during_a_slow_write_go_in_the_next_transaction(store, make_committer):
+    committer = make_committer(0.0)
+    first, *rest = jobs(20)
+    store.gate.clear()  # the first transaction hangs, as on a slow disk
+    committer.submit(Change(put=(first,)))
+    for job in rest:
+        committer.submit(Change(put=(job,)))
+    store.gate.set()
+    committer.flush()
+    assert sum(store.transactions) == 20
+    assert len(store.transactions) <= 3  # not one per change
