@@ -2,12 +2,12 @@
 
 Between ticks it waits on a condition (wakeable), never longer than ``max_wait``,
 and re-reads the wall clock after every wait, so a clock step or a suspend is
-noticed within a second. It wakes ``lead`` before the earliest due time and passes the lead to the
-tick, so the due jobs' bookkeeping and process set-up are done ahead and each
-process starts on its instant (the launcher waits the last moment precisely).
-The due jobs are started on this thread (the spawn releases the GIL); store
-writes go to the committer, so a slow disk does not make runs late. An executable
-on a hung network mount would stall the tick until its exec returns; the systemd
+noticed within a second. It wakes ``lead`` before the earliest due time and passes
+the lead to the tick, so the due jobs' bookkeeping and process set-up are done
+ahead and each process starts on its instant (the launcher waits the last moment).
+The due jobs are started on this thread (the spawn releases the GIL); store writes
+go to the committer, so a slow disk does not make runs late. An executable on a
+hung network mount would stall the tick until its exec returns; the systemd
 watchdog, fed from here, then restarts kalad.
 """
 
