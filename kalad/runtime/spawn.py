@@ -8,13 +8,20 @@ way. ctypes drops the GIL around foreign calls, so the same libc call lets the r
 of kalad run meanwhile. The child is set up exactly as before: a new session,
 stdin from /dev/null, stdout and stderr into one pipe, an empty signal mask and
 default dispositions.
+
+Every foreign call drops and retakes the GIL, which under load means a hand-off to
+another thread and back. So a spawn makes one: the file actions for an output
+descriptor are built once and kept (pipe descriptors are reused, so there are few),
+and the encoded environment entries, mostly the same from run to run, are cached.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -56,11 +63,23 @@ def _sigset(signals: Iterable[int]) -> _SigSet:
     return sigset
 
 
+@functools.lru_cache(maxsize=4096)
+def _env_entry(name: str, value: str) -> bytes:
+    """``name=value`` encoded for execve; ``ValueError`` for a name it cannot carry."""
+    key = os.fsencode(name)
+    if not key or b"=" in key:
+        raise ValueError(f"illegal environment variable name {name!r}")
+    entry = key + b"=" + os.fsencode(value)
+    if b"\0" in entry:
+        raise ValueError("an argument or the environment holds a NUL byte")
+    return entry
+
+
 class Spawner:
     """Spawns children that reset ``default_signals`` and run in their own session.
 
-    One instance is shared by every thread: the attributes are only read by
-    ``posix_spawn``; the file actions are built per call.
+    One instance is shared by every thread: the attributes and the file actions
+    are only read by ``posix_spawn`` once built.
     """
 
     def __init__(self, default_signals: Iterable[int]) -> None:
@@ -72,6 +91,31 @@ class Spawner:
         _check(_libc.posix_spawnattr_setsigdefault(self._attr, self._defaults), "setsigdefault")
         flags = ctypes.c_short(_SETSID | _SETSIGMASK | _SETSIGDEF)
         _check(_libc.posix_spawnattr_setflags(self._attr, flags), "setflags")
+        self._actions: dict[int, _Actions] = {}  # output descriptor -> its file actions
+        self._actions_lock = threading.Lock()
+
+    def _actions_for(self, output: int) -> _Actions:
+        """stdin from /dev/null, stdout and stderr into ``output``, ``output`` closed."""
+        actions = self._actions.get(output)
+        if actions is not None:
+            return actions
+        with self._actions_lock:
+            actions = self._actions.get(output)
+            if actions is None:
+                actions = _Actions()
+                _check(_libc.posix_spawn_file_actions_init(actions),
+                       "posix_spawn_file_actions_init")
+                try:
+                    _check(_libc.posix_spawn_file_actions_addopen(
+                        actions, 0, b"/dev/null", os.O_RDONLY, 0), "addopen")
+                    _check(_libc.posix_spawn_file_actions_adddup2(actions, output, 1), "adddup2")
+                    _check(_libc.posix_spawn_file_actions_adddup2(actions, output, 2), "adddup2")
+                    _check(_libc.posix_spawn_file_actions_addclose(actions, output), "addclose")
+                except OSError:
+                    _libc.posix_spawn_file_actions_destroy(actions)
+                    raise
+                self._actions[output] = actions
+        return actions
 
     def spawn(self, path: str, argv: Sequence[str], env: Mapping[str, str], output: int,
               before: Callable[[], object] | None = None) -> int:
@@ -85,31 +129,17 @@ class Spawner:
         byte in an argument or the environment.
         """
         args = [os.fsencode(a) for a in argv]
-        envp = []
-        for key, value in env.items():
-            name = os.fsencode(key)
-            if not name or b"=" in name:
-                raise ValueError(f"illegal environment variable name {key!r}")
-            envp.append(name + b"=" + os.fsencode(value))
-        if any(b"\0" in item for item in (*args, *envp)):
+        if any(b"\0" in arg for arg in args):
             raise ValueError("an argument or the environment holds a NUL byte")
+        envp = [_env_entry(name, value) for name, value in env.items()]
         c_argv = (ctypes.c_char_p * (len(args) + 1))(*args, None)
         c_envp = (ctypes.c_char_p * (len(envp) + 1))(*envp, None)
-        actions = _Actions()
-        _check(_libc.posix_spawn_file_actions_init(actions), "posix_spawn_file_actions_init")
-        try:
-            _check(_libc.posix_spawn_file_actions_addopen(actions, 0, b"/dev/null", os.O_RDONLY, 0),
-                   "addopen")
-            _check(_libc.posix_spawn_file_actions_adddup2(actions, output, 1), "adddup2")
-            _check(_libc.posix_spawn_file_actions_adddup2(actions, output, 2), "adddup2")
-            _check(_libc.posix_spawn_file_actions_addclose(actions, output), "addclose")
-            pid = ctypes.c_int()
-            if before is not None:
-                before()
-            code = _libc.posix_spawn(ctypes.byref(pid), os.fsencode(path), actions, self._attr,
-                                     c_argv, c_envp)
-        finally:
-            _libc.posix_spawn_file_actions_destroy(actions)
+        actions = self._actions_for(output)
+        pid = ctypes.c_int()
+        if before is not None:
+            before()
+        code = _libc.posix_spawn(ctypes.byref(pid), os.fsencode(path), actions, self._attr,
+                                 c_argv, c_envp)
         if code != 0:
             raise OSError(code, os.strerror(code), path)
         return pid.value
