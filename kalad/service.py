@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from collections import deque
 from itertools import islice
 from operator import attrgetter
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from kalad.core.arming import Arming, arm
 from kalad.core.attempt import build_attempt
@@ -513,10 +513,9 @@ class Service:
         scheduled_at = job.next_run_at
         assert scheduled_at is not None
         nxt = self._schedule_of(job).first_after(scheduled_at)
-        self._set(replace(job, next_run_at=nxt))
         self._scheduled_running.add(job.id)
-        launch = self._start_run(self._jobs[job.id], Trigger.SCHEDULE, scheduled_at,
-                                 max(now, scheduled_at))
+        launch = self._start_run(job, Trigger.SCHEDULE, scheduled_at, max(now, scheduled_at),
+                                 next_run_at=nxt)
         if scheduled_at > now:
             active = launch[1]
             active.not_before = scheduled_at
@@ -530,7 +529,9 @@ class Service:
         scheduled_at: datetime | None,
         now: datetime,
         chain: _Chain | None = None,
+        **changes: Any,
     ) -> _Launch:
+        """Register the run and note the attempt on the job, with ``changes`` to it."""
         active = _ActiveRun(
             run_id=uuid.uuid4().hex,
             job_id=job.id,
@@ -542,7 +543,7 @@ class Service:
             chain=chain,
         )
         self._active[active.run_id] = active
-        job = replace(job, metadata=replace(job.metadata, last_attempted_run=now))
+        job = replace(job, metadata=replace(job.metadata, last_attempted_run=now), **changes)
         self._set(job)
         return job, active
 
@@ -568,8 +569,10 @@ class Service:
                 active.started_at = outcome.started_at  # when the launcher really started it
             job = self._jobs.get(active.job_id)
             if job is not None:
-                job = replace(job, metadata=count_attempt(job.metadata, outcome))
-                self._set(job)
+                metadata = count_attempt(job.metadata, outcome)
+                if metadata is not job.metadata:  # a success changes nothing until the run ends
+                    job = replace(job, metadata=metadata)
+                    self._set(job)
             if job is not None and self._accepting and should_retry(
                 job, active.attempts, outcome, active.scheduled_at, self._epsilon(job)
             ):

@@ -191,8 +191,12 @@ class LmdbStore:
         if count is None:
             count = _count_prefix(runs, prefix)
         key = prefix + _stamp(run.started_at) + run.id.encode("utf-8", "surrogatepass")
-        if runs.replace(key, encode_run(run)) is None:
+        value = encode_run(run)
+        # A new key is the rule: one call (each drops the GIL), a second only to overwrite.
+        if runs.put(key, value, overwrite=False):
             count += 1
+        else:
+            runs.put(key, value)
         if count > self.keep_runs:
             runs.set_range(prefix)
             for _ in range(count - self.keep_runs):
