@@ -174,8 +174,15 @@ class Schedule:
         """Smallest k whose occurrence reaches t: estimated, then stepped to exact.
 
         Occurrences never decrease as k grows, and the estimate is off by a few steps at
-        most (month lengths, clamping, DST), so this never walks the grid from 0.
+        most (month lengths, clamping, DST), so this never walks the grid from 0. A step
+        with no calendar part is the common case and needs no steps: occurrence k is then
+        exactly start + k * step, so k is computed (the timer does this for every run).
         """
+        iv = self.interval
+        if self.repeat != 0 and not (iv.years or iv.months or iv.days):
+            elapsed = t - self.start
+            k = max(elapsed // iv.exact + 1 if strict else -(-elapsed // iv.exact), 0)
+            return k if self.repeat is None else min(k, self.repeat + 1)
         k = self._estimate(t)
         if self._reaches(k, t, strict):
             while k > 0 and self._reaches(k - 1, t, strict):

@@ -324,6 +324,47 @@ def test_grid_ends_before_year_10000() -> None:
         schedule.occurrence(10)
 
 
+def test_a_fixed_step_grid_ends_before_year_10000_too() -> None:
+    schedule = parse_schedule("R5/9999-12-31T23:59:57Z/PT1S")
+    assert schedule.last == datetime.max.replace(microsecond=0, tzinfo=UTC)
+    assert schedule.first_after(schedule.last) is None
+    assert schedule.occurrences_between(utc(9999, 1, 1), datetime.max.replace(tzinfo=UTC)) == (
+        3, schedule.last)
+
+
+# Fixed steps (no years, months or days) are computed, not searched: held against the
+# grid itself, occurrence by occurrence, across DST, offsets, repeat limits and fractions.
+FIXED_STEPS = [
+    "R/2030-01-01T09:00:00Z/PT1S",
+    "R/2030-03-10T01:59:59.5-08:00/PT0.25S",
+    "R/2030-03-09T12:00:00-08:00/PT7H",
+    "R/2030-11-03T01:30:00-07:00/PT20M",
+    "R3/2030-01-01T00:00:00.123456Z/PT1.000001S",
+    "R1/2030-01-01T00:00:00+05:30/PT36H",
+    "R4/2030-01-01T00:00:00Z/PT1M",
+]
+
+
+@pytest.mark.parametrize("text", FIXED_STEPS)
+def test_fixed_step_searches_agree_with_the_grid(text: str) -> None:
+    schedule = parse_schedule(text, LA)
+    n = 40 if schedule.repeat is None else schedule.repeat + 1
+    grid = [schedule.occurrence(k) for k in range(n)]
+    step = grid[1] - grid[0] if len(grid) > 1 else timedelta(seconds=1)
+    probes = [grid[0] - step * 3, grid[0] - timedelta(microseconds=1)]
+    for at in grid[: min(n, 30)]:
+        probes += [at - timedelta(microseconds=1), at, at + timedelta(microseconds=1), at + step / 2]
+    probes = [p for p in probes if p < grid[-1] + step]  # the reference grid covers these
+    for t in probes:
+        assert schedule.first_at_or_after(t) == next((o for o in grid if o >= t), None), t
+        assert schedule.first_after(t) == next((o for o in grid if o > t), None), t
+        for b in probes[::5]:
+            inside = [o for o in grid if t <= o < b]
+            assert schedule.occurrences_between(t, b) == (len(inside), max(inside, default=None))
+    if schedule.repeat is not None:
+        assert schedule.last == grid[-1]
+
+
 # --- once and the creation rule ----------------------------------------------------
 
 
