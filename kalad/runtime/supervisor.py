@@ -414,16 +414,6 @@ class Supervisor:
         self._epoll.unregister(fd)
         self._watched.pop(fd, None)
 
-    def _close_watched(self, fd: int) -> None:
-        """Close a watched fd: closing takes it out of the epoll set, no unregister needed.
-
-        Only kalad holds these fds (close-on-exec), so the close drops the last reference
-        (a child between its vfork and exec holds one a moment longer; the fd's events
-        then find it gone from ``_watched``). One syscall fewer per fd, two per run.
-        """
-        self._watched.pop(fd, None)
-        os.close(fd)
-
     def _wake(self) -> None:
         try:
             os.eventfd_write(self._wake_fd, 1)
@@ -511,7 +501,8 @@ class Supervisor:
     def _close_pipe(self, child: _Child) -> None:
         if child.pipe is None:
             return
-        self._close_watched(child.pipe)
+        self._unwatch_fd(child.pipe)
+        os.close(child.pipe)
         child.pipe = None
 
     def _run_timers(self) -> None:
@@ -563,7 +554,8 @@ class Supervisor:
             drained += len(data)
             self._keep(child, data)
         self._close_pipe(child)
-        self._close_watched(child.pidfd)
+        self._unwatch_fd(child.pidfd)
+        os.close(child.pidfd)
         outcome = self._outcome(child, status, ended_at)
         child.output = bytearray()  # a pending timer may hold the child until its deadline
         log.debug("exited job=%s run=%s pid=%d exit_status=%s %s", child.attempt.job_name,
