@@ -419,13 +419,16 @@ class Service:
 
     # ---- the timer's side ----------------------------------------------------------
 
-    def tick(self, lead: timedelta = timedelta(0)) -> datetime | None:
-        """Fire every job due within ``lead`` from now; return the next due time (None:
-        nothing armed).
+    def tick(self, lead: timedelta = timedelta(0), limit: int | None = None,
+             handoff: Callable[[], object] | None = None) -> datetime | None:
+        """Fire the jobs due within ``lead`` from now (all, or the first ``limit``);
+        return the next due time (None: nothing armed).
 
         With a ``lead`` (the timer's), a job due a moment from now is fired now: its
         bookkeeping and the preparing of its process happen before its instant, and
-        the launcher starts it on the instant (``Attempt.start_at``).
+        the launcher starts it on the instant (``Attempt.start_at``). ``handoff``
+        runs once the fired jobs are taken and before they are started, which may
+        take a while: the timer lets another of its threads watch for the next ones.
         """
         launches = []
         with self._lock:
@@ -433,7 +436,7 @@ class Service:
                 return None
             now = self._clock.now()
             horizon = now + lead
-            for job_id, _ in self._timeline.pop_due(horizon):
+            for job_id, _ in self._timeline.pop_due(horizon, limit):
                 job = self._jobs.get(job_id)
                 if job is None or job.disabled:
                     continue
@@ -447,6 +450,8 @@ class Service:
                     launches.append(self._fire(job, now))
             nxt = self._timeline.next_due()
             self._missed_log.flush(self._clock.monotonic())
+        if launches and handoff is not None:
+            handoff()
         for launch in launches:
             self._launch(launch)
         return nxt

@@ -141,6 +141,20 @@ def test_a_lead_fires_ahead_and_the_attempt_starts_on_the_instant(service, launc
     assert launcher.started[-1].start_at is None
 
 
+def test_a_tick_takes_at_most_its_limit_and_hands_off_before_starting(service, launcher, clock):
+    jobs = [service.create_job(make_job(f"j{i}", id=f"j{i}", schedule=f"R/{iso(10)}/PT10S"))
+            for i in range(3)]
+    events = []
+    clock.set(at(10))
+    service.tick(limit=2, handoff=lambda: events.append(len(launcher.started)))
+    assert events == [0]  # once, after the jobs were taken and before any started
+    assert [a.job_id for a in launcher.started] == [jobs[0].id, jobs[1].id]
+    service.tick(limit=2, handoff=lambda: events.append(len(launcher.started)))
+    assert events == [0, 2] and launcher.started[-1].job_id == jobs[2].id
+    service.tick(limit=2, handoff=lambda: events.append("nothing due: no handoff"))
+    assert events == [0, 2] and len(launcher.started) == 3
+
+
 def test_retries_count_attempts_and_runs(service, launcher, clock, store):
     job = service.create_job(make_job("flaky", retries=2))
     service.tick()

@@ -138,7 +138,8 @@ def _serve(config: settings.Config, reload, *, daemonize: bool) -> int:
             log.warning("replaced stale pid file %s (pid %s is not running)",
                         detached.pidfile.path, detached.pidfile.stale)
         log.info("detached, pid %d, pid file %s", os.getpid(), detached.pidfile.path)
-        return serve(config, reload=reload, on_ready=detached.ready)
+        # The launcher's exit says kalad is ready: its ready line is written by then.
+        return serve(config, reload=reload, on_ready=lambda: (logs.flush(), detached.ready()))
     except StartupError as exc:
         log.error("%s", exc)
         detached.fail(str(exc))

@@ -72,12 +72,13 @@ class Timeline:
             del self._job_of[key]
             self._compact_if_stale()
 
-    def pop_due(self, now: datetime) -> list[tuple[str, datetime]]:
-        """Remove and return every job due at or before ``now``, earliest first."""
-        limit = (_to_us(now) + 1) * _SEQUENCES
+    def pop_due(self, now: datetime, limit: int | None = None) -> list[tuple[str, datetime]]:
+        """Remove and return the jobs due at or before ``now``, earliest first: all of
+        them, or the first ``limit``."""
+        bound = (_to_us(now) + 1) * _SEQUENCES
         heap, job_of = self._heap, self._job_of
         due: list[tuple[str, datetime]] = []
-        while heap and heap[0] < limit:
+        while heap and heap[0] < bound and (limit is None or len(due) < limit):
             key = heapq.heappop(heap)
             job_id = job_of.pop(key, None)
             if job_id is not None:

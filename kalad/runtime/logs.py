@@ -129,6 +129,12 @@ class _Writer:
         self._thread.join()
         self.handler.close()
 
+    def flush(self, timeout: float) -> None:
+        """Return once what is queued is written, or after ``timeout`` seconds."""
+        written = threading.Event()
+        self.records.put(written)
+        written.wait(timeout)
+
     def _run(self) -> None:
         while True:
             batch = [self.records.get()]
@@ -137,12 +143,15 @@ class _Writer:
                     batch.append(self.records.get_nowait())
                 except queue.Empty:
                     break
-            records = [record for record in batch if record is not None]
+            records = [item for item in batch if isinstance(item, logging.LogRecord)]
             if self._stream is None:
                 for record in records:
                     self.handler.handle(record)
             elif records:
                 self._write(records)
+            for item in batch:
+                if isinstance(item, threading.Event):
+                    item.set()
             if batch[-1] is None:
                 return
             time.sleep(BATCH_EVERY)
@@ -194,6 +203,12 @@ def setup(level: int = logging.INFO, target: str = "stderr") -> None:
         old.close()
     root.handlers[:] = [_Handoff(_writer.records)]
     root.setLevel(level)
+
+
+def flush(timeout: float = 1.0) -> None:
+    """Return once every record logged so far is written (at most ``timeout`` s)."""
+    if _writer is not None:
+        _writer.flush(timeout)
 
 
 def stop() -> None:

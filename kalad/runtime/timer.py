@@ -1,14 +1,19 @@
-"""The timer thread: sleeps until the earliest due time (or a wake-up), then ticks the service.
+"""The timer threads: one sleeps until the earliest due time (or a wake-up), then ticks the service.
 
-Between ticks it waits on a condition (wakeable), never longer than ``max_wait``,
-and re-reads the wall clock after every wait, so a clock step or a suspend is
-noticed within a second. It wakes ``lead`` before the earliest due time and passes
-the lead to the tick, so the due jobs' bookkeeping and process set-up are done
-ahead and each process starts on its instant (the launcher waits the last moment).
-The due jobs are started on this thread (the spawn releases the GIL); store writes
-go to the committer, so a slow disk does not make runs late. An executable on a
-hung network mount would stall the tick until its exec returns; the systemd
-watchdog, fed from here, then restarts kalad.
+The waiting thread, the leader, waits on a condition (wakeable), never longer than
+``max_wait``, and re-reads the wall clock after every wait, so a clock step or a
+suspend is noticed within a second. It wakes ``lead`` before the earliest due time
+and passes the lead to the tick, so the due jobs' bookkeeping and process set-up are
+done ahead and each process starts on its instant (the launcher waits the last
+moment). Store writes go to the committer, so a slow disk does not make runs late.
+
+Starting a process blocks its thread until the child has exec'd, and on a busy
+machine the child waits for a CPU first: a millisecond or more. So the leader takes
+at most ``batch`` due jobs per tick and, once it has taken them, hands the waiting
+to another thread (a follower) before it starts them. Starts then overlap instead of
+queueing behind one another, and an executable on a hung network mount stalls one
+thread, not the timer; only when every thread is stuck does the systemd watchdog,
+fed by the leader, restart kalad.
 """
 
 from __future__ import annotations
@@ -26,27 +31,40 @@ log = logging.getLogger(__name__)
 class Timer:
     def __init__(
         self,
-        tick: Callable[[timedelta], object],
+        tick: Callable[..., object],
         next_due: Callable[[], object],
         clock: Clock,
         *,
         max_wait: float = 1.0,
         lead: float = 0.0,
         on_beat: Callable[[], None] = lambda: None,
+        threads: int = 1,
+        batch: int | None = None,
     ) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
         self._tick = tick
-        self._lead = lead
+        self._lead = timedelta(seconds=lead)
         self._next_due = next_due
         self._clock = clock
         self._max_wait = max_wait
         self._on_beat = on_beat
-        self._cond = threading.Condition()
+        self._batch = batch
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the leader waits here for the due time
+        self._idle = threading.Condition(lock)  # followers wait here to lead
+        self._leading = False  # a thread is the leader
         self._woken = False
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name="timer", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._loop, name="timer" if threads == 1 else f"timer-{i}",
+                             daemon=True)
+            for i in range(threads)
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def wake(self) -> None:
         """Re-check the earliest due time now (it may have moved earlier)."""
@@ -57,29 +75,57 @@ class Timer:
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
-            self._cond.notify()
-        if self._thread.is_alive():
-            self._thread.join()
+            self._cond.notify_all()
+            self._idle.notify_all()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join()
 
     def _loop(self) -> None:
         while True:
+            with self._cond:
+                while self._leading and not self._stopping:
+                    self._idle.wait()
+                if self._stopping:
+                    return
+                self._leading = True
+            self._lead_until_handoff()
+
+    def _handoff(self) -> None:
+        with self._cond:
+            self._leading = False
+            self._idle.notify()
+
+    def _lead_until_handoff(self) -> None:
+        """Tick and wait, as the leader, until a tick fires jobs (or kalad stops)."""
+        fired = False
+
+        def handoff() -> None:
+            nonlocal fired
+            fired = True
+            self._handoff()
+
+        while True:
             try:
-                self._tick(timedelta(seconds=self._lead))
+                self._tick(self._lead, self._batch, handoff)
             except Exception:  # one bad job must not stop every schedule
                 log.exception("timer tick failed")
+            if fired:
+                return
             self._on_beat()
             # Ask for the next due time before taking our condition: callers of
             # ``wake`` may hold the service's lock, so ours must stay a leaf lock.
             due = self._next_due()
             with self._cond:
                 if self._stopping:
+                    self._leading = False
                     return
                 if self._woken:
                     self._woken = False
                     continue
                 wait = self._max_wait
                 if due is not None:
-                    wait = min(wait, max((due - self._clock.now()).total_seconds() - self._lead,
+                    wait = min(wait, max((due - self._clock.now() - self._lead).total_seconds(),
                                          0.0))
                 if wait > 0:
                     self._cond.wait(wait)

@@ -125,3 +125,13 @@ def test_add_many_is_the_same_as_adding_one_by_one() -> None:
     many.add_many(entries)
     assert len(one) == len(many)
     assert one.pop_due(at(10**6)) == many.pop_due(at(10**6))
+
+
+def test_pop_due_takes_at_most_limit_earliest_first_and_leaves_the_rest():
+    timeline = Timeline()
+    for job_id, seconds in [("c", 3), ("a", 1), ("d", 9), ("b", 2)]:
+        timeline.add(job_id, at(seconds))
+    assert timeline.pop_due(at(5), limit=2) == [("a", at(1)), ("b", at(2))]
+    assert timeline.pop_due(at(5), limit=2) == [("c", at(3))]
+    assert timeline.pop_due(at(5), limit=2) == []
+    assert len(timeline) == 1 and "d" in timeline

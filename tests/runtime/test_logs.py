@@ -98,3 +98,18 @@ def test_a_burst_from_many_threads_is_written_whole_and_in_order(capsys):
         logs.stop()
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_flush_returns_once_what_was_logged_is_written(capsys):
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        logs.setup(logging.INFO, "journal")
+        for i in range(3):  # the writer rests between writes: later lines wait for it
+            logging.getLogger("kalad.t").info("line %d", i)
+            logs.flush()
+            assert capsys.readouterr().err == f"<6>kalad.t: line {i}\n"
+    finally:
+        logs.stop()
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])

@@ -52,3 +52,40 @@ def test_busy_schedules_never_deadlock_the_api(caplog):
         supervisor.terminate_all(1)
         supervisor.stop()
         committer.close()
+
+
+def test_a_start_that_hangs_does_not_hold_up_the_next_due_job():
+    """Starting blocks its thread until the exec (for ever on a dead mount): another
+    timer thread must already be waiting for the next due job."""
+    clock = SystemClock()
+    now = clock.now()
+    due = [now + timedelta(seconds=0.2), now + timedelta(seconds=0.3)]
+    lock = threading.Lock()
+    started: list[datetime] = []
+    release = threading.Event()
+
+    def next_due():
+        with lock:
+            return due[0] if due else None
+
+    def tick(lead, limit, handoff):
+        with lock:
+            if not due or due[0] > clock.now() + lead:
+                return
+            taken = due.pop(0)
+        handoff()
+        started.append(taken)
+        if len(started) == 1:
+            release.wait(10)  # the first start hangs
+
+    timer = Timer(tick, next_due, clock, threads=2, batch=1)
+    timer.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert started == [now + timedelta(seconds=0.2), now + timedelta(seconds=0.3)]
+        assert not release.is_set()  # the second started while the first still hung
+    finally:
+        release.set()
+        timer.stop()
