@@ -420,7 +420,7 @@ class Service:
     # ---- the timer's side ----------------------------------------------------------
 
     def tick(self, lead: timedelta = timedelta(0), limit: int | None = None,
-             handoff: Callable[[], object] | None = None) -> datetime | None:
+             handoff: Callable[[timedelta], object] | None = None) -> datetime | None:
         """Fire the jobs due within ``lead`` from now (all, or the first ``limit``);
         return the next due time (None: nothing armed).
 
@@ -428,7 +428,8 @@ class Service:
         bookkeeping and the preparing of its process happen before its instant, and
         the launcher starts it on the instant (``Attempt.start_at``). ``handoff``
         runs once the fired jobs are taken and before they are started, which may
-        take a while: the timer lets another of its threads watch for the next ones.
+        take a while, with how late the first of them is (negative: fired ahead):
+        a timer that is behind lets another of its threads take the next ones.
         """
         launches = []
         with self._lock:
@@ -451,7 +452,7 @@ class Service:
             nxt = self._timeline.next_due()
             self._missed_log.flush(self._clock.monotonic())
         if launches and handoff is not None:
-            handoff()
+            handoff(now - (launches[0][1].scheduled_at or now))
         for launch in launches:
             self._launch(launch)
         return nxt

@@ -142,17 +142,27 @@ def test_a_lead_fires_ahead_and_the_attempt_starts_on_the_instant(service, launc
 
 
 def test_a_tick_takes_at_most_its_limit_and_hands_off_before_starting(service, launcher, clock):
-    jobs = [service.create_job(make_job(f"j{i}", id=f"j{i}", schedule=f"R/{iso(10)}/PT10S"))
-            for i in range(3)]
+    jobs = [service.create_job(make_job(f"j{i}", id=f"j{i}", schedule=f"R/{iso(at_s)}/PT60S"))
+            for i, at_s in enumerate((10, 10, 10, 20))]
     events = []
-    clock.set(at(10))
-    service.tick(limit=2, handoff=lambda: events.append(len(launcher.started)))
-    assert events == [0]  # once, after the jobs were taken and before any started
+
+    def handoff(late):
+        events.append((late, len(launcher.started)))
+
+    clock.set(at(10.25))
+    service.tick(limit=2, handoff=handoff)
+    # once, after the jobs were taken and before any started, with how late they are
+    assert events == [(timedelta(seconds=0.25), 0)]
     assert [a.job_id for a in launcher.started] == [jobs[0].id, jobs[1].id]
-    service.tick(limit=2, handoff=lambda: events.append(len(launcher.started)))
-    assert events == [0, 2] and launcher.started[-1].job_id == jobs[2].id
-    service.tick(limit=2, handoff=lambda: events.append("nothing due: no handoff"))
-    assert events == [0, 2] and len(launcher.started) == 3
+    service.tick(limit=2, handoff=handoff)
+    assert events[1:] == [(timedelta(seconds=0.25), 2)]
+    assert launcher.started[-1].job_id == jobs[2].id
+    service.tick(limit=2, handoff=handoff)
+    assert len(events) == 2  # nothing due: no handoff
+    clock.set(at(19.999))
+    service.tick(timedelta(seconds=0.002), limit=2, handoff=handoff)
+    assert events[2:] == [(timedelta(seconds=-0.001), 3)]  # fired ahead: negative
+    assert launcher.started[-1].job_id == jobs[3].id
 
 
 def test_retries_count_attempts_and_runs(service, launcher, clock, store):

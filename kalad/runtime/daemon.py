@@ -39,10 +39,11 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The timer wakes this long before a job is due: its bookkeeping and process set-up
 # (0.3 ms of Python, more with cold caches) then happen before the instant, not after.
 FIRE_LEAD = 0.002
-# Timer threads: each start blocks its thread until the child has exec'd (a millisecond
-# or more on a busy machine), so up to this many starts overlap. Each tick takes one
-# due job and hands the waiting to the next thread.
+# Timer threads: a start blocks its thread until the child has exec'd (a millisecond or
+# more on a busy machine). Once jobs are TIMER_BEHIND late, each tick takes one and hands
+# the waiting to the next thread, so up to TIMER_THREADS starts overlap until caught up.
 TIMER_THREADS = 4
+TIMER_BEHIND = 0.001
 HOUSEKEEPING_EVERY = 60.0
 STATUS_EVERY = 2.0
 # Settings a SIGHUP applies at once; any other change waits for a restart.
@@ -168,7 +169,8 @@ def serve(config: Config, *, reload: Callable[[], Loaded] | None = None,
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     watchdog = systemd.Watchdog.from_environ(clock.monotonic)
     timer = Timer(service.tick, service.next_due, clock, max_wait=watchdog.max_wait(1.0),
-                  lead=FIRE_LEAD, on_beat=watchdog.beat, threads=TIMER_THREADS, batch=1)
+                  lead=FIRE_LEAD, on_beat=watchdog.beat, threads=TIMER_THREADS, batch=1,
+                  behind=TIMER_BEHIND)
     service.set_waker(timer.wake)
     supervisor.start()
     timer.start()

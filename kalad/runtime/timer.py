@@ -8,12 +8,13 @@ done ahead and each process starts on its instant (the launcher waits the last
 moment). Store writes go to the committer, so a slow disk does not make runs late.
 
 Starting a process blocks its thread until the child has exec'd, and on a busy
-machine the child waits for a CPU first: a millisecond or more. So the leader takes
-at most ``batch`` due jobs per tick and, once it has taken them, hands the waiting
-to another thread (a follower) before it starts them. Starts then overlap instead of
-queueing behind one another, and an executable on a hung network mount stalls one
-thread, not the timer; only when every thread is stuck does the systemd watchdog,
-fed by the leader, restart kalad.
+machine the child waits for a CPU first: a millisecond or more, longer than the gap
+between jobs at a thousand a second. So the leader takes at most ``batch`` due jobs
+per tick and, when they are already more than ``behind`` late, hands the waiting to
+another thread (a follower) before it starts them: starts then overlap instead of
+queueing behind one another. On time, one thread does it all, as a hand-over costs a
+wake-up per job. An executable on a hung network mount stalls its thread; the
+systemd watchdog, fed by the leader, restarts kalad when no thread is left to lead.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Timer:
         on_beat: Callable[[], None] = lambda: None,
         threads: int = 1,
         batch: int | None = None,
+        behind: float = 0.0,
     ) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
@@ -50,6 +52,7 @@ class Timer:
         self._max_wait = max_wait
         self._on_beat = on_beat
         self._batch = batch
+        self._behind = timedelta(seconds=behind)
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # the leader waits here for the due time
         self._idle = threading.Condition(lock)  # followers wait here to lead
@@ -97,20 +100,21 @@ class Timer:
             self._idle.notify()
 
     def _lead_until_handoff(self) -> None:
-        """Tick and wait, as the leader, until a tick fires jobs (or kalad stops)."""
-        fired = False
+        """Tick and wait, as the leader, until a tick hands over (or kalad stops)."""
+        handed = False
 
-        def handoff() -> None:
-            nonlocal fired
-            fired = True
-            self._handoff()
+        def handoff(late_by: timedelta) -> None:
+            nonlocal handed
+            if late_by > self._behind and len(self._threads) > 1:
+                handed = True
+                self._handoff()
 
         while True:
             try:
                 self._tick(self._lead, self._batch, handoff)
             except Exception:  # one bad job must not stop every schedule
                 log.exception("timer tick failed")
-            if fired:
+            if handed:
                 return
             self._on_beat()
             # Ask for the next due time before taking our condition: callers of

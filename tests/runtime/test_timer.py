@@ -54,15 +54,18 @@ def test_busy_schedules_never_deadlock_the_api(caplog):
         committer.close()
 
 
-def test_a_start_that_hangs_does_not_hold_up_the_next_due_job():
-    """Starting blocks its thread until the exec (for ever on a dead mount): another
-    timer thread must already be waiting for the next due job."""
+def run_two_starts(late_by: timedelta, first_hangs: bool) -> tuple[list, list, bool]:
+    """Two jobs 0.1 s apart on a two-thread timer whose tick says the jobs are
+    ``late_by``; return the jobs started, the threads that started them, and whether
+    the first start was still hanging when the second began."""
     clock = SystemClock()
     now = clock.now()
     due = [now + timedelta(seconds=0.2), now + timedelta(seconds=0.3)]
     lock = threading.Lock()
     started: list[datetime] = []
+    threads: list[threading.Thread] = []
     release = threading.Event()
+    overlapped = []
 
     def next_due():
         with lock:
@@ -73,19 +76,32 @@ def test_a_start_that_hangs_does_not_hold_up_the_next_due_job():
             if not due or due[0] > clock.now() + lead:
                 return
             taken = due.pop(0)
-        handoff()
+        handoff(late_by)
         started.append(taken)
-        if len(started) == 1:
+        threads.append(threading.current_thread())
+        if len(started) == 1 and first_hangs:
             release.wait(10)  # the first start hangs
+        elif len(started) == 2:
+            overlapped.append(not release.is_set())
 
-    timer = Timer(tick, next_due, clock, threads=2, batch=1)
+    timer = Timer(tick, next_due, clock, threads=2, batch=1, behind=0.001)
     timer.start()
     try:
         deadline = time.monotonic() + 5
         while len(started) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert started == [now + timedelta(seconds=0.2), now + timedelta(seconds=0.3)]
-        assert not release.is_set()  # the second started while the first still hung
     finally:
         release.set()
         timer.stop()
+    return started, threads, bool(overlapped and overlapped[0])
+
+
+def test_a_timer_behind_starts_on_another_thread_while_a_start_hangs():
+    started, threads, overlapped = run_two_starts(timedelta(seconds=0.01), first_hangs=True)
+    assert len(started) == 2 and started[0] < started[1]
+    assert overlapped and threads[0] is not threads[1]
+
+
+def test_a_timer_on_time_starts_everything_on_one_thread():
+    started, threads, _ = run_two_starts(timedelta(seconds=-0.001), first_hangs=False)
+    assert len(started) == 2 and threads[0] is threads[1]
