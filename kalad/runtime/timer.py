@@ -13,8 +13,9 @@ between jobs at a thousand a second. So the leader takes at most ``batch`` due j
 per tick and, when they are already more than ``behind`` late, hands the waiting to
 another thread (a follower) before it starts them: starts then overlap instead of
 queueing behind one another. On time, one thread does it all, as a hand-over costs a
-wake-up per job. An executable on a hung network mount stalls its thread; the
-systemd watchdog, fed by the leader, restarts kalad when no thread is left to lead.
+wake-up per job. A leader stuck starting a job for ``max_wait`` (an executable on a
+hung network mount) is replaced by a follower; the systemd watchdog, fed by the
+leader, restarts kalad only when every thread is stuck.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Timer:
         self._cond = threading.Condition(lock)  # the leader waits here for the due time
         self._idle = threading.Condition(lock)  # followers wait here to lead
         self._leading = False  # a thread is the leader
+        self._term = 0  # counts leaders: one stuck starting a job finds it was replaced
+        self._starting_since: float | None = None  # the leader starts jobs, not handed over
         self._woken = False
         self._stopping = False
         self._threads = [
@@ -87,27 +90,37 @@ class Timer:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._leading and not self._stopping:
-                    self._idle.wait()
+                while self._leading and not self._stopping and not self._leader_stuck():
+                    self._idle.wait(self._max_wait)
                 if self._stopping:
                     return
+                if self._leading:
+                    log.warning("a job has been starting for over %gs; another timer thread "
+                                "takes over", self._max_wait)
                 self._leading = True
-            self._lead_until_handoff()
+                self._starting_since = None
+                self._term += 1
+                term = self._term
+            self._take_lead(term)
 
-    def _handoff(self) -> None:
-        with self._cond:
-            self._leading = False
-            self._idle.notify()
+    def _leader_stuck(self) -> bool:
+        since = self._starting_since
+        return since is not None and self._clock.monotonic() - since >= self._max_wait
 
-    def _lead_until_handoff(self) -> None:
-        """Tick and wait, as the leader, until a tick hands over (or kalad stops)."""
+    def _take_lead(self, term: int) -> None:
+        """Tick and wait, as the leader, until a tick hands over, a follower takes over
+        from a stuck start, or kalad stops."""
         handed = False
 
         def handoff(late_by: timedelta) -> None:
             nonlocal handed
-            if late_by > self._behind and len(self._threads) > 1:
-                handed = True
-                self._handoff()
+            with self._cond:
+                if late_by > self._behind and len(self._threads) > 1:
+                    handed = True
+                    self._leading = False
+                    self._idle.notify()
+                else:
+                    self._starting_since = self._clock.monotonic()
 
         while True:
             try:
@@ -116,6 +129,10 @@ class Timer:
                 log.exception("timer tick failed")
             if handed:
                 return
+            with self._cond:
+                if self._term != term:
+                    return  # replaced while stuck in a start: follow now
+                self._starting_since = None
             self._on_beat()
             # Ask for the next due time before taking our condition: callers of
             # ``wake`` may hold the service's lock, so ours must stay a leaf lock.

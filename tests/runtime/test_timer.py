@@ -54,7 +54,8 @@ def test_busy_schedules_never_deadlock_the_api(caplog):
         committer.close()
 
 
-def run_two_starts(late_by: timedelta, first_hangs: bool) -> tuple[list, list, bool]:
+def run_two_starts(late_by: timedelta, first_hangs: bool,
+                   max_wait: float = 5.0) -> tuple[list, list, bool]:
     """Two jobs 0.1 s apart on a two-thread timer whose tick says the jobs are
     ``late_by``; return the jobs started, the threads that started them, and whether
     the first start was still hanging when the second began."""
@@ -84,7 +85,7 @@ def run_two_starts(late_by: timedelta, first_hangs: bool) -> tuple[list, list, b
         elif len(started) == 2:
             overlapped.append(not release.is_set())
 
-    timer = Timer(tick, next_due, clock, threads=2, batch=1, behind=0.001)
+    timer = Timer(tick, next_due, clock, threads=2, batch=1, behind=0.001, max_wait=max_wait)
     timer.start()
     try:
         deadline = time.monotonic() + 5
@@ -105,3 +106,11 @@ def test_a_timer_behind_starts_on_another_thread_while_a_start_hangs():
 def test_a_timer_on_time_starts_everything_on_one_thread():
     started, threads, _ = run_two_starts(timedelta(seconds=-0.001), first_hangs=False)
     assert len(started) == 2 and threads[0] is threads[1]
+
+
+def test_a_start_hanging_on_time_is_taken_over_after_max_wait(caplog):
+    caplog.set_level(logging.WARNING)
+    started, threads, overlapped = run_two_starts(timedelta(seconds=-0.001), first_hangs=True,
+                                                  max_wait=0.3)
+    assert len(started) == 2 and overlapped and threads[0] is not threads[1]
+    assert any("another timer thread takes over" in r.getMessage() for r in caplog.records)
