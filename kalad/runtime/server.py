@@ -135,7 +135,18 @@ class ApiServer:
 
     def stop_listening(self) -> None:
         """Refuse new connections; requests already being handled finish."""
-        self._server.trigger.pull_trigger(self._server.close)
+        trigger = self._server.trigger
+        why = "closed"  # then its descriptor numbers may be someone else's by now
+        if not trigger._closed:
+            try:
+                trigger.pull_trigger(self._server.close)
+                return
+            except OSError as exc:
+                why = str(exc)
+        # waitress closes its trigger when poll finds a descriptor of it invalid; with no
+        # way left to reach the loop thread, close the listener from here.
+        log.warning("the API server's wake-up pipe is gone (%s); closing it directly", why)
+        self._server.close()
 
     def close(self, timeout: float = 5.0) -> None:
         self._server.task_dispatcher.shutdown(timeout=timeout)

@@ -80,3 +80,30 @@ def test_a_cap_of_one_connection_still_serves_one():
     finally:
         server.stop_listening()
         server.close()
+
+
+def test_stop_listening_without_the_wake_up_pipe_still_closes_the_listener(caplog):
+    server = ApiServer(hello, "127.0.0.1", free_port(), max_body=1024)
+    server.start()
+    port = server.address[1]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+            assert resp.read() == b"hello"
+        server._server.trigger.close()  # as waitress does when poll says it is invalid
+        server.stop_listening()
+        assert any("wake-up pipe is gone" in r.getMessage() for r in caplog.records)
+
+        def refused() -> bool:
+            # The loop thread's poll holds the socket open until it returns (1 s at most).
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            except OSError:
+                return True
+            time.sleep(0.05)
+            return False
+
+        deadline = time.monotonic() + 5
+        while not refused():
+            assert time.monotonic() < deadline, "still accepting connections"
+    finally:
+        server.close()
