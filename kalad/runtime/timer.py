@@ -1,4 +1,4 @@
-"""The timer threads: one sleeps until the earliest due time (or a wake-up), then ticks the service.
+"""The timer threads: the leader sleeps until the earliest due time (or a wake-up), then ticks.
 
 The waiting thread, the leader, waits on a condition (wakeable), never longer than
 ``max_wait``, and re-reads the wall clock after every wait, so a clock step or a
