@@ -8,6 +8,7 @@ raises ``InvalidJob``; the service records that as a failed attempt.
 
 from __future__ import annotations
 
+from collections import ChainMap
 from datetime import datetime
 from typing import Mapping
 
@@ -27,14 +28,16 @@ def build_attempt(
     trigger: str = "",
     start_at: datetime | None = None,
 ) -> Attempt:
+    """The attempt; its ``env`` is the job's and the run's entries over ``base_env``,
+    unchanged and shared (a ``ChainMap``: the spawner encodes the base once)."""
     fields = job_fields(job) if job.template_delimiters else {}
-    env = dict(base_env)
-    env.update(job.env)
-    env.update(job.secret_env)  # KALAD_* below always win: names were checked at create
-    env["KALAD_JOB_ID"] = job.id
-    env["KALAD_JOB_NAME"] = job.name
-    env["KALAD_RUN_ID"] = run_id
-    env["KALAD_SCHEDULED_AT"] = scheduled_at.isoformat().replace("+00:00", "Z") if scheduled_at else ""
+    own = dict(job.env)
+    own.update(job.secret_env)  # KALAD_* below always win: names were checked at create
+    own["KALAD_JOB_ID"] = job.id
+    own["KALAD_JOB_NAME"] = job.name
+    own["KALAD_RUN_ID"] = run_id
+    own["KALAD_SCHEDULED_AT"] = scheduled_at.isoformat().replace("+00:00", "Z") if scheduled_at else ""
+    env = ChainMap(own, base_env)
     if job.type is JobType.REMOTE:
         return Attempt(run_id, job.id, job.name, number, (), env,
                        request=_request(job, fields), trigger=trigger, start_at=start_at)

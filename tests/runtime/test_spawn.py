@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import ChainMap
 
 import pytest
 
@@ -12,6 +13,7 @@ from kalad.runtime.spawn import Spawner
 pytestmark = pytest.mark.timeout(60)
 
 SH = "/bin/sh"
+ENV = "/usr/bin/env"
 
 
 def spawn_and_read(spawner: Spawner, script: str, env: dict[str, str]) -> tuple[int, bytes]:
@@ -67,11 +69,43 @@ def test_the_environment_is_exactly_what_was_given_each_time():
         )
 
 
+def child_env(spawner: Spawner, env) -> list[str]:
+    """The entries the child was exec'd with, as ``env`` prints them (duplicates too)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid = spawner.spawn(ENV, [ENV], env, w)
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as out:
+        lines = out.read().decode().splitlines()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    return sorted(lines)
+
+
+def test_an_attempts_own_entries_over_a_shared_base_reach_the_child_exactly():
+    # The base is encoded once and reused while it is the same object; a run's entry of
+    # the same name wins, and another base object is encoded afresh.
+    spawner = Spawner([signal.SIGPIPE])
+    base = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "VALUE": "välue"}
+    cases = [
+        ChainMap({"KALAD_RUN_ID": "a"}, base),
+        ChainMap({"KALAD_RUN_ID": "b", "EXTRA": "1"}, base),
+        ChainMap({"KALAD_RUN_ID": "c", "LANG": "de_DE.UTF-8"}, base),
+        ChainMap({}, base),
+        ChainMap({"KALAD_RUN_ID": "d"}, {"PATH": "/bin"}),
+        ChainMap({"KALAD_RUN_ID": "e"}, base),
+    ]
+    for env in cases:
+        assert child_env(spawner, env) == sorted(f"{k}={v}" for k, v in dict(env).items())
+
+
 @pytest.mark.parametrize("env, why", [
     ({"": "x"}, "illegal environment variable name"),
     ({"A=B": "x"}, "illegal environment variable name"),
     ({"A": "x\0y"}, "NUL byte"),
     ({"A\0": "x"}, "NUL byte"),
+    (ChainMap({"A": "x"}, {"B": "y\0"}), "NUL byte"),
+    (ChainMap({"A": "x\0"}, {"B": "y"}), "NUL byte"),
 ])
 def test_an_environment_exec_cannot_carry_is_refused_every_time(env, why):
     spawner = Spawner([signal.SIGPIPE])
