@@ -24,7 +24,7 @@ def _to_us(t: datetime) -> int:
 
 
 def _from_key(key: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=key // _SEQUENCES)
+    return _EPOCH + _MICROSECOND * (key // _SEQUENCES)
 
 
 class Timeline:

@@ -95,7 +95,7 @@ def _ints(value: Any) -> tuple[int, ...]:
 
 
 def _moment(value: Any) -> datetime:
-    return _EPOCH + timedelta(microseconds=_int(value))
+    return _EPOCH + _MICROSECOND * _int(value)  # twice as fast as timedelta(microseconds=)
 
 
 def _maybe_moment(value: Any) -> datetime | None:
@@ -117,17 +117,43 @@ def _decode_headers(value: Any) -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({name: _strings(values) for name, values in record.items()})
 
 
+def _slot_constructor(cls: type[_T]) -> Callable[[list[Any]], _T]:
+    """A function making a ``cls`` from the values of all its fields, in field order.
+
+    Decoding a million jobs at start-up is mostly making Job objects, and a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``. This
+    sets each slot through its descriptor instead, in code generated the way
+    dataclasses generate ``__init__``: half the time. It skips ``__init__``, so the
+    classes it serves must not have a ``__post_init__``.
+    """
+    if not hasattr(cls, "__slots__") or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} must be slotted and have no __post_init__")
+    names = [f.name for f in fields(cls)]
+    scope: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    lines = ["def build(values):", "    obj = new(cls)"]
+    for index, name in enumerate(names):
+        scope[f"set{index}"] = getattr(cls, name).__set__
+        lines.append(f"    set{index}(obj, values[{index}])")
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)
+    return scope["build"]
+
+
 class _Layout(Generic[_T]):
     """How one dataclass maps to a record: each field's short key, codec and default."""
 
     def __init__(self, cls: type[_T], keys: dict[str, tuple[str, _Codec]]) -> None:
+        names = [f.name for f in fields(cls)]
         defaults = {f.name: f.default for f in fields(cls)}
-        self._cls = cls
+        self._build = _slot_constructor(cls)
+        self._defaults = [defaults[name] for name in names]  # MISSING where required
         self._encoders = [
             (name, key, codec.encode, defaults[name]) for key, (name, codec) in keys.items()
         ]
-        self._decoders = {key: (name, codec.decode) for key, (name, codec) in keys.items()}
-        self._required = [key for key, (name, _) in keys.items() if defaults[name] is MISSING]
+        self._decoders = {key: (names.index(name), codec.decode)
+                          for key, (name, codec) in keys.items()}
+        self._required = [(names.index(name), key) for key, (name, _) in keys.items()
+                          if defaults[name] is MISSING]
 
     def fill(self, obj: _T, record: dict[str, Any]) -> dict[str, Any]:
         """Add the fields of ``obj`` that differ from their default to ``record``."""
@@ -138,20 +164,18 @@ class _Layout(Generic[_T]):
         return record
 
     def decode(self, record: Any) -> _T:
-        values = {}
-        record = _dict(record)
-        for key, value in record.items():
+        values = self._defaults.copy()
+        for key, value in _dict(record).items():
             decoder = self._decoders.get(key)
             if decoder is not None:
                 try:
                     values[decoder[0]] = decoder[1](value)
                 except (ValueError, OverflowError) as exc:  # _Malformed included
                     raise _Malformed(f"field {key!r}: {exc}") from None
-        try:
-            return self._cls(**values)
-        except TypeError:  # a required field is missing
-            missing = ", ".join(repr(key) for key in self._required if key not in record)
-            raise _Malformed(f"missing field {missing}") from None
+        missing = [repr(key) for index, key in self._required if values[index] is MISSING]
+        if missing:
+            raise _Malformed(f"missing field {', '.join(missing)}")
+        return self._build(values)
 
     def encode(self, obj: _T) -> bytes:
         return _dumps(self.fill(obj, {"v": VERSION})).encode("ascii")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -75,6 +75,15 @@ def full_run() -> Run:
 def test_full_job_round_trips_exactly() -> None:
     job = full_job()
     assert decode_job(encode_job(job)) == job
+
+
+def test_decoded_jobs_are_as_frozen_as_constructed_ones() -> None:
+    """Decoding sets slots directly, past __init__: the result must still be a plain Job."""
+    decoded = decode_job(encode_job(full_job()))
+    assert type(decoded) is Job
+    with pytest.raises(FrozenInstanceError):
+        decoded.name = "changed"  # type: ignore[misc]
+    assert replace(decoded, name="changed").name == "changed"
 
 
 def test_minimal_job_is_small_and_pinned() -> None:
@@ -157,6 +166,7 @@ def test_newer_version_is_refused_with_its_number() -> None:
         (b'{"id":"j","n":"n","c":1}', "format version"),
         (b'{"v":true,"id":"j","n":"n","c":1}', "format version"),
         (b'{"v":1,"n":"n","c":1}', "missing field 'id'"),
+        (b'{"v":1,"c":1}', "missing field 'id', 'n'"),
         (b'{"v":1,"id":"j","n":"n","c":"yesterday"}', "field 'c': must be an integer, not str"),
         (b'{"v":1,"id":"j","n":"n","c":1,"r":"3"}', "'r'"),
         (b'{"v":1,"id":"j","n":"n","c":1,"dep":["a",2]}', "'dep'"),
