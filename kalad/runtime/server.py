@@ -41,13 +41,35 @@ def peer_uid(sock: socket.socket) -> int | None:
 
 
 class _DeadlineChannel(HTTPChannel):
-    """A connection whose request must arrive whole within ``channel_timeout`` of its start.
+    """A connection whose request must arrive whole within ``channel_timeout`` of its start,
+    and which waitress's loop does not spin on while a task is writing its response.
 
     waitress's own timeout counts from the last byte received, so a client sending
     a byte a second would hold its connection (and a slot of the cap) for ever.
     """
 
     request_started: float | None = None  # time.time() of a partial request's first byte
+
+    def writable(self) -> bool:
+        """Only when the loop could send something now (or must close).
+
+        While a task runs, it sends its own output under ``outbuf_lock``. waitress
+        asks to write whenever output is buffered, so while the task held the lock
+        (waiting for the GIL) the loop's poll returned at once, over and over, 20 to
+        40 times per request, and kept taking the GIL from the very task it waited
+        for. A task that cannot send everything pulls the loop's trigger, and so
+        does every task that ends, so the loop asks again in time.
+        """
+        if self.will_close or self.close_when_flushed:
+            return True
+        if not self.total_outbufs_len:
+            return False
+        if not self.requests or self.total_outbufs_len > self.adj.outbuf_high_watermark:
+            return True  # nothing runs, or a task waits for the loop to drain its output
+        if self.outbuf_lock.acquire(False):
+            self.outbuf_lock.release()
+            return True
+        return False
 
     def received(self, data) -> bool:
         if self.request is None and data:

@@ -1,10 +1,12 @@
-"""The API server keeps answering when kalad holds more than 1024 descriptors."""
+"""The API server: descriptors above 1023, slow and trickling clients, connection caps,
+and a loop that does not spin while a task sends its own output."""
 
 from __future__ import annotations
 
 import os
 import resource
 import socket
+import threading
 import time
 import urllib.request
 
@@ -106,4 +108,80 @@ def test_stop_listening_without_the_wake_up_pipe_still_closes_the_listener(caplo
         while not refused():
             assert time.monotonic() < deadline, "still accepting connections"
     finally:
+        server.close()
+
+
+def test_the_loop_polls_to_write_only_when_it_could_send():
+    """While a task sends its output under the lock, the loop must not poll for writing:
+    the socket is writable, so poll returned at once, again and again, and the loop kept
+    the GIL from the task it waited for (POST /job/ lost a third of its rate to that)."""
+    server = ApiServer(hello, "127.0.0.1", free_port(), max_body=1024)
+    ours, theirs = socket.socketpair()
+    waitress = server._server
+    # A connection outside the loop's map: only this test touches its state.
+    channel = waitress.channel_class(waitress, ours, ("127.0.0.1", 0), waitress.adj, map={})
+    held, release = threading.Event(), threading.Event()
+
+    def task_sending() -> None:
+        with channel.outbuf_lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=task_sending)
+    try:
+        assert not channel.writable()
+        channel.outbufs[-1].append(b"HTTP/1.1 200 OK\r\n")
+        channel.total_outbufs_len = 17
+        assert channel.writable(), "output left by a finished task waits for the loop"
+        channel.requests.append(object())  # a task is running
+        assert channel.writable(), "the task could not send it all and left the lock"
+        holder.start()
+        assert held.wait(10)
+        assert not channel.writable(), "the task is sending: polling would spin"
+        channel.total_outbufs_len = waitress.adj.outbuf_high_watermark + 1
+        assert channel.writable(), "the task waits for the loop to drain its output"
+        channel.total_outbufs_len = 17
+        channel.will_close = True
+        assert channel.writable()
+    finally:
+        release.set()
+        if holder.ident is not None:
+            holder.join(10)
+        channel.del_channel()
+        ours.close()
+        theirs.close()
+        server.stop_listening()
+        server.close()
+
+
+def test_a_response_larger_than_the_output_buffer_reaches_a_slow_client_whole():
+    chunk, chunks = b"x" * (256 * 1024), 96  # 24 MiB: above waitress's 16 MiB high watermark
+
+    def big(environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(len(chunk) * chunks))])
+        return (chunk for _ in range(chunks))
+
+    server = ApiServer(big, "127.0.0.1", free_port(), max_body=1024)
+    server.start()
+    try:
+        sock = socket.create_connection(server.address, timeout=30)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        time.sleep(1)  # read nothing yet: the task fills the buffer and waits for the loop
+        total, reply = len(chunk) * chunks, b""
+        deadline = time.monotonic() + 60
+        while b"\r\n\r\n" not in reply and time.monotonic() < deadline:
+            reply += sock.recv(65536)
+        head, _, body = reply.partition(b"\r\n\r\n")
+        received = len(body)
+        while received < total and time.monotonic() < deadline:
+            data = sock.recv(1 << 20)
+            if not data:
+                break
+            received += len(data)
+        sock.close()
+        assert head.startswith(b"HTTP/1.1 200 OK")
+        assert received == total
+    finally:
+        server.stop_listening()
         server.close()
