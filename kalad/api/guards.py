@@ -26,7 +26,6 @@ else), and steps 4's checks are off, as before.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import math
 import threading
@@ -168,12 +167,7 @@ class Guards:
             return
         status = resp.status
         code = status if isinstance(status, int) else int(str(status).split()[0])
-        job_id = getattr(req.context, "job_id", "")
-        if not job_id and code == 201 and isinstance(resp.data, bytes):
-            try:
-                job_id = json.loads(resp.data).get("id", "")
-            except (ValueError, AttributeError):
-                job_id = ""
+        job_id = getattr(req.context, "job_id", "")  # from the route, or set by POST /job/
         audit_log.info("audit %s method=%s route=%s job=%s status=%d",
                        getattr(req.context, "who", "-"), _printable(req.method),
                        _printable(req.uri_template or req.path), _printable(job_id) or "-", code)

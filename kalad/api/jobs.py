@@ -58,6 +58,7 @@ class JobCollection:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         job = parse_job(read_body(req), job_id=str(uuid.uuid4()), now=self._service.now())
         job = self._service.create_job(job)
+        req.context.job_id = job.id  # for the audit line
         _json(resp, falcon.HTTP_201, {"id": job.id})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -61,8 +61,11 @@ class Interval:
 _ZERO = Interval(0, 0, 0, timedelta(0))
 
 
+@lru_cache(maxsize=1024)
 def parse_duration(text: str, field: str = "interval") -> Interval:
     """Parse an ISO 8601 duration such as ``P1DT10M10S``, ``PT36H``, ``P1W`` or ``P1Y1D``.
+
+    Cached: every created job checks its epsilon, and jobs share a few texts.
 
     The date part (before ``T``) and the time part are parsed separately so that
     ``PT24H`` stays 24 exact hours while ``P1D`` is one calendar day.
