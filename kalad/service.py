@@ -636,9 +636,7 @@ class Service:
                 missed = self._arm(job, self._clock.now())
                 if missed is not None:
                     runs.append(missed)
-                due = self._timeline.due_at(job.id)
-                if due is not None and (self._promised is None or due < self._promised):
-                    self._wake()  # only then: a wake per finished run costs a tick each
+                self._wake_if_sooner(job.id)
         self._committer.submit(Change(put=(self._jobs[job.id],), runs=tuple(runs)))
         then = follow_ups(job, run.success)
         if not then:
@@ -728,7 +726,17 @@ class Service:
                     if missed is not None or self._jobs[arm] is not job:
                         runs = (missed,) if missed is not None else ()
                         self._committer.submit(Change(put=(self._jobs[arm],), runs=runs))
-        self._wake()
+                    self._wake_if_sooner(arm)
+
+    def _wake_if_sooner(self, job_id: str) -> None:
+        """Wake the timer if the job is now due before the time it sleeps until.
+
+        Otherwise it finds the job when it wakes anyway; a wake per created job or
+        finished run would cost a tick each. Removing jobs never needs one.
+        """
+        due = self._timeline.due_at(job_id)
+        if due is not None and (self._promised is None or due < self._promised):
+            self._wake()
 
     def _set(self, job: Job) -> None:
         old = self._jobs.get(job.id)

@@ -267,6 +267,27 @@ def test_deleted_job_never_fires_again(service, launcher, clock):
     assert launcher.count(job.id) == 0
 
 
+def test_the_timer_is_woken_only_for_a_job_due_before_it_would_wake(service, launcher, clock):
+    """Waking the timer costs a tick; a job due after what it sleeps until needs none."""
+    wakes = []
+    service.set_waker(lambda: wakes.append(1))
+    service.create_job(make_job("hourly", schedule=f"R/{iso(3600)}/PT1H"))
+    assert len(wakes) == 1  # the timer had been told of nothing
+    assert service.next_due() == at(3600)  # the timer now sleeps until then
+    service.create_job(make_job("later", schedule=f"R/{iso(7200)}/PT1H"))
+    assert len(wakes) == 1
+    sooner = service.create_job(make_job("sooner", schedule=f"R/{iso(60)}/PT1H"))
+    assert len(wakes) == 2
+    assert service.next_due() == at(60)
+    service.disable_job(sooner.id)
+    service.delete_job(sooner.id)
+    assert len(wakes) == 2  # removing a job never needs a wake
+    soon = service.create_job(make_job("soon", schedule=f"R/{iso(30)}/PT1H", disabled=True))
+    assert len(wakes) == 2
+    service.enable_job(soon.id)
+    assert len(wakes) == 3
+
+
 def test_app_stats_are_exact(service, launcher, clock):
     a = service.create_job(make_job("a", schedule=f"R/{iso(10)}/PT10S", retries=1))
     service.create_job(make_job("b", schedule=f"R/{iso(5)}/PT10S", disabled=True))
