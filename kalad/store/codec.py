@@ -124,10 +124,12 @@ def _slot_constructor(cls: type[_T]) -> Callable[[list[Any]], _T]:
     dataclass's ``__init__`` sets each field through ``object.__setattr__``. This
     sets each slot through its descriptor instead, in code generated the way
     dataclasses generate ``__init__``: half the time. It skips ``__init__``, so the
-    classes it serves must not have a ``__post_init__``.
+    classes it serves must not have a ``__post_init__`` or a ``default_factory``.
     """
-    if not hasattr(cls, "__slots__") or hasattr(cls, "__post_init__"):
-        raise TypeError(f"{cls.__name__} must be slotted and have no __post_init__")
+    if (not hasattr(cls, "__slots__") or hasattr(cls, "__post_init__")
+            or any(f.default_factory is not MISSING for f in fields(cls))):
+        raise TypeError(f"{cls.__name__} must be slotted, with plain defaults and no "
+                        "__post_init__")
     names = [f.name for f in fields(cls)]
     scope: dict[str, Any] = {"cls": cls, "new": object.__new__}
     lines = ["def build(values):", "    obj = new(cls)"]

@@ -195,3 +195,29 @@ def test_malformed_job_records_raise_store_error(data: bytes, why: str) -> None:
 def test_malformed_run_records_raise_store_error(data: bytes, why: str) -> None:
     with pytest.raises(StoreError, match=why):
         decode_run(data)
+
+
+def test_the_slot_constructor_refuses_classes_it_would_build_wrongly() -> None:
+    """It skips __init__: a __post_init__ or a default_factory would silently not run."""
+    from dataclasses import dataclass, field
+
+    from kalad.store.codec import _slot_constructor
+
+    @dataclass(frozen=True, slots=True)
+    class Checked:
+        x: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    @dataclass(frozen=True, slots=True)
+    class Factory:
+        x: tuple = field(default_factory=tuple)
+
+    @dataclass(frozen=True)
+    class Unslotted:
+        x: int
+
+    for cls in (Checked, Factory, Unslotted):
+        with pytest.raises(TypeError):
+            _slot_constructor(cls)
