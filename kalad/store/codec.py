@@ -147,14 +147,14 @@ class _Layout(Generic[_T]):
     def __init__(self, cls: type[_T], keys: dict[str, tuple[str, _Codec]]) -> None:
         names = [f.name for f in fields(cls)]
         defaults = {f.name: f.default for f in fields(cls)}
+        index = {name: position for position, name in enumerate(names)}
         self._build = _slot_constructor(cls)
         self._defaults = [defaults[name] for name in names]  # MISSING where required
         self._encoders = [
             (name, key, codec.encode, defaults[name]) for key, (name, codec) in keys.items()
         ]
-        self._decoders = {key: (names.index(name), codec.decode)
-                          for key, (name, codec) in keys.items()}
-        self._required = [(names.index(name), key) for key, (name, _) in keys.items()
+        self._decoders = {key: (index[name], codec.decode) for key, (name, codec) in keys.items()}
+        self._required = [(index[name], key) for key, (name, _) in keys.items()
                           if defaults[name] is MISSING]
 
     def fill(self, obj: _T, record: dict[str, Any]) -> dict[str, Any]:

@@ -114,7 +114,7 @@ def test_stop_listening_without_the_wake_up_pipe_still_closes_the_listener(caplo
 def test_the_loop_polls_to_write_only_when_it_could_send():
     """While a task sends its output under the lock, the loop must not poll for writing:
     the socket is writable, so poll returned at once, again and again, and the loop kept
-    the GIL from the task it waited for (POST /job/ lost a third of its rate to that)."""
+    the GIL from the task it waited for (POST /job/ ran at about half its rate)."""
     server = ApiServer(hello, "127.0.0.1", free_port(), max_body=1024)
     ours, theirs = socket.socketpair()
     waitress = server._server
