@@ -5,7 +5,9 @@ J jobs each every second for S seconds (10) per step, J = 50, 100, 200, ... doub
 expected runs were stamped by their children, p99 lateness < 1 s, and the jobs were all
 created before the first slot. The answer is the largest passing J. Baselines in the same
 run: the raw posix_spawn rate of the same stamp command (up to 64 children alive, no
-scheduler: the machine's ceiling) and APScheduler 3.11 searched the same way.
+scheduler: the machine's ceiling) and APScheduler 3.11 searched the same way, its steps
+taking turns with kalad's. Beside it, the most runs a scheduler started per second in any
+step: past its limit, how much work it still gets done.
 """
 from __future__ import annotations
 
@@ -44,41 +46,82 @@ def passes(r: dict) -> bool:
             and not r["setup_overran"])
 
 
-def search(driver, stamps: Stamps, steps: list[int] | None, start: int, max_jobs: int, seconds: int,
-           refine: int, budget_s: float, settle: float = 2.0) -> dict:
-    """Step J up (a fixed list, or doubling from start) and bisect; the largest passing J."""
-    out, best, fail, rate = [], 0, None, None
-    budget_end = time.monotonic() + budget_s
-    queue = list(steps) if steps else [start]
-    while queue:
-        j = queue.pop(0)
-        lead = max(1.5, 1.0 + 2.0 * j / rate) if rate else 2.0
-        if time.monotonic() + lead + seconds + 5 > budget_end:
-            say(f"firerate: {driver.name}: time budget spent, stopping at J={j}")
-            break
-        r = trial(driver, stamps, j, seconds, 1, lead, grace=min(settle, 1.0))
-        rate = r["create_rate_per_s"]
+class Search:
+    """One scheduler's search: step J up (a fixed list, or doubling from ``start``), then
+    bisect between the largest pass and the smallest failure; the largest passing J."""
+
+    def __init__(self, driver, steps: list[int] | None, start: int, max_jobs: int, refine: int,
+                 budget_s: float):
+        self.driver = driver
+        self.fixed = bool(steps)
+        self.queue = list(steps) if steps else [start]
+        self.max_jobs = max_jobs
+        self.refine = refine
+        self.budget_s = budget_s
+        self.spent = 0.0  # seconds this search's steps took
+        self.rate: float | None = None  # jobs created per second in the last step
+        self.best, self.fail, self.steps = 0, None, []
+
+    def lead(self, j: int) -> float:
+        """Seconds from now to the first slot: time enough to create J jobs."""
+        return max(1.5, 1.0 + 2.0 * j / self.rate) if self.rate else 2.0
+
+    def next_step(self, seconds: int) -> int | None:
+        """The next J to try, or None when done (or when its time budget is spent)."""
+        if not self.queue:
+            return None
+        j = self.queue[0]
+        if self.spent + self.lead(j) + seconds + 5 > self.budget_s:
+            say(f"firerate: {self.driver.name}: time budget spent, stopping at J={j}")
+            self.queue.clear()
+            return None
+        return self.queue.pop(0)
+
+    def record(self, j: int, r: dict, took: float, seconds: int) -> None:
+        self.spent += took
+        self.rate = r["create_rate_per_s"]
         ok = passes(r)
         step = {k: r.get(k) for k in ("jobs", "expected", "count", "missed", "duplicates", "p50_ms", "p99_ms",
                                       "setup_overran", "create_rate_per_s", "kalad_success_delta",
-                                      "kalad_own_p50_ms", "kalad_own_p99_ms")} | {"pass": ok}
-        out.append(step)
-        say(f"firerate: {driver.name} J={j}: {r['count']}/{r['expected']} runs, p50 {r['p50_ms']} "
+                                      "kalad_own_p50_ms", "kalad_own_p99_ms")}
+        self.steps.append(step | {"runs_per_s": round(r["count"] / seconds, 1), "pass": ok})
+        say(f"firerate: {self.driver.name} J={j}: {r['count']}/{r['expected']} runs, p50 {r['p50_ms']} "
             f"p99 {r['p99_ms']} ms -> {'pass' if ok else 'FAIL'}" + (" (setup overran)" if r["setup_overran"] else ""))
         if ok:
-            best = max(best, j)
+            self.best = max(self.best, j)
         else:
-            fail = j if fail is None else min(fail, j)
-        time.sleep(settle)  # let the machine settle between steps
-        if steps:
+            self.fail = j if self.fail is None else min(self.fail, j)
+        if self.fixed:
             if not ok:
-                break
-        elif fail is None and j * 2 <= max_jobs:
-            queue.append(j * 2)
-        elif fail is not None and refine > 0 and best < (best + fail) // 2 < fail:
-            queue.append((best + fail) // 2)
-            refine -= 1
-    return {"max_sustained_per_s": best, "first_fail": fail, "steps": out}
+                self.queue.clear()
+        elif self.fail is None and j * 2 <= self.max_jobs:
+            self.queue.append(j * 2)
+        elif self.fail is not None and self.refine > 0 and self.best < (self.best + self.fail) // 2 < self.fail:
+            self.queue.append((self.best + self.fail) // 2)
+            self.refine -= 1
+
+    def result(self) -> dict:
+        return {"max_sustained_per_s": self.best, "first_fail": self.fail,
+                "most_runs_per_s": max((s["runs_per_s"] for s in self.steps), default=None),
+                "steps": self.steps}
+
+
+def search_all(searches: list[Search], stamps: Stamps, seconds: int, settle: float) -> None:
+    """Run the searches' steps in turn, one step of each, until all are done: the
+    schedulers are measured side by side in time, so a machine that slows down or
+    speeds up during the run (a shared VM does) weighs on each alike."""
+    active = list(searches)
+    while active:
+        for s in list(active):
+            j = s.next_step(seconds)
+            if j is None:
+                active.remove(s)
+                continue
+            t0 = time.monotonic()
+            r = trial(s.driver, stamps, j, seconds, 1, s.lead(j), grace=min(settle, 1.0))
+            s.record(j, r, time.monotonic() - t0, seconds)
+            time.sleep(settle)  # let the machine settle between steps
+            s.spent += settle
 
 
 def shown(res: dict) -> str | int:
@@ -99,15 +142,15 @@ def run(ctx) -> dict:
                 rates[f"{name}_c{conc}_per_s"] = round(spawn_rate(argv, spawn_s, conc), 1)
                 stamps.reset()
         say(f"firerate: raw spawn rate {rates}")
-        results = {}
         api = ctx.kalad_api()
         aps = ApsDriver(ctx.out_dir / "apscheduler.log")
         try:
-            for driver in (aps, KaladDriver(api)):
-                results[driver.name] = search(driver, stamps, steps, 50, 6400, seconds, REFINE,
-                                              120 if quick else 420, 0.5 if quick else 2.0)
+            searches = [Search(driver, steps, 50, 6400, REFINE, 120 if quick else 420)
+                        for driver in (aps, KaladDriver(api))]
+            search_all(searches, stamps, seconds, 0.5 if quick else 2.0)
         finally:
             aps.close()
+        results = {s.driver.name: s.result() for s in searches}
     finally:
         stamps.cleanup()
     k, a = results["kalad"], results["APScheduler"]
@@ -115,6 +158,8 @@ def run(ctx) -> dict:
              "baselines": [rates["stamp_c64_per_s"], shown(a)]}]
     best_k = next((s for s in k["steps"] if s["jobs"] == k["max_sustained_per_s"]), None)
     best_a = next((s for s in a["steps"] if s["jobs"] == k["max_sustained_per_s"]), None)
+    rows.append({"figure": "most runs started per second in any step",
+                 "kalad": k["most_runs_per_s"], "baselines": [None, a["most_runs_per_s"]]})
     if best_k:
         rows.append({"figure": f"p99 lateness at J={best_k['jobs']} (ms)", "kalad": best_k["p99_ms"],
                      "baselines": [None, best_a["p99_ms"] if best_a else None]})
