@@ -121,7 +121,7 @@ def _lateness_chart(plt, path: Path, lat: dict) -> Path:
     levels = [0, lat["ballast"]]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, b in zip(axes, levels):
-        for key, label in (("floor", "floor (bare spawn loop)"), (f"APScheduler/{b}", "APScheduler"),
+        for key, label in ((f"floor/{b}", "floor (bare spawn loop)"), (f"APScheduler/{b}", "APScheduler"),
                            (f"kalad/{b}", "kalad")):
             t = trials.get(key)
             if not t or not t.get("samples_ns"):
