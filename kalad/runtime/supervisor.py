@@ -25,7 +25,6 @@ Signals always go to the whole process group, and only while the leader is unrea
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import heapq
 import itertools
@@ -42,6 +41,7 @@ from datetime import datetime
 from kalad.core.ports import Attempt, Clock
 from kalad.core.runs import AttemptOutcome
 from kalad.runtime.clock import sleep_until
+from kalad.runtime.prctl import PR_SET_CHILD_SUBREAPER, prctl
 from kalad.runtime.spawn import Spawner
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ _DRAIN_LIMIT = 1024 * 1024  # bytes read after the leader exits (a grandchild ma
 _ORPHAN_POLL_MAX = 1.0  # seconds between sweeps for orphaned zombies
 _ORPHAN_POLL_MIN = 0.05  # ... and at least, however many attempts exit
 _REST = 0.005  # seconds the watcher rests after a round while attempts end faster than this
-_PR_SET_CHILD_SUBREAPER = 36
 _REFUSED = "not started: kalad is stopping"
 
 # Dispositions a child must not inherit: Python ignores SIGPIPE and SIGXFSZ, and the
@@ -109,10 +108,8 @@ def _pipe() -> tuple[int, int]:
 
 def _set_child_subreaper(on: bool) -> bool:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-    except (OSError, AttributeError) as exc:
+        prctl(PR_SET_CHILD_SUBREAPER, int(on))
+    except OSError as exc:
         log.warning("cannot %s child subreaper: %s", "become" if on else "stop being", exc)
         return False
     return True

@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Callable
 
 from kalad.core.ports import Clock
+from kalad.runtime.clock import precise_sleeps
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Timer:
                 thread.join()
 
     def _loop(self) -> None:
+        precise_sleeps()  # a leader waits here for its jobs' instants
         while True:
             with self._cond:
                 while self._leading and not self._stopping and not self._leader_stuck():

@@ -8,6 +8,7 @@ the daemon within seconds of a 50 jobs/s benchmark).
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -19,7 +20,9 @@ from kalad.runtime.timer import Timer
 from kalad.service import Service
 from kalad.store.committer import GroupCommitter
 from kalad.store.memory import MemoryStore
-from tests.conftest import make_job
+from tests.conftest import make_job, wait_until
+
+PR_GET_TIMERSLACK = 30
 
 
 def test_busy_schedules_never_deadlock_the_api(caplog):
@@ -114,3 +117,19 @@ def test_a_start_hanging_on_time_is_taken_over_after_max_wait(caplog):
                                                   max_wait=0.3)
     assert len(started) == 2 and overlapped and threads[0] is not threads[1]
     assert any("another timer thread takes over" in r.getMessage() for r in caplog.records)
+
+
+def test_timer_threads_sleep_without_timer_slack():
+    """A start's last wait for its instant is on a timer thread: no 50 µs of slack there."""
+    slack: list[int] = []
+
+    def tick(lead, batch, handoff):
+        slack.append(ctypes.CDLL(None).prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0))  # this thread's
+
+    timer = Timer(tick, lambda: None, SystemClock(), max_wait=0.01)
+    timer.start()
+    try:
+        wait_until(lambda: slack)
+    finally:
+        timer.stop()
+    assert slack[0] == 1
