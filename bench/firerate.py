@@ -58,7 +58,7 @@ class Search:
         self.max_jobs = max_jobs
         self.refine = refine
         self.budget_s = budget_s
-        self.spent = 0.0  # seconds this search's steps took
+        self.spent = 0.0  # seconds this search's steps took, settling included
         self.rate: float | None = None  # jobs created per second in the last step
         self.best, self.fail, self.steps = 0, None, []
 
@@ -119,9 +119,8 @@ def search_all(searches: list[Search], stamps: Stamps, seconds: int, settle: flo
                 continue
             t0 = time.monotonic()
             r = trial(s.driver, stamps, j, seconds, 1, s.lead(j), grace=min(settle, 1.0))
-            s.record(j, r, time.monotonic() - t0, seconds)
             time.sleep(settle)  # let the machine settle between steps
-            s.spent += settle
+            s.record(j, r, time.monotonic() - t0, seconds)
 
 
 def shown(res: dict) -> str | int:

@@ -54,9 +54,10 @@ def trial(driver, stamps: Stamps, jobs: int, duration: int, period: int = 1, lea
     return res
 
 
-def brief(r: dict) -> str:
+def brief(key: str, r: dict) -> str:
+    """One trial in a line; ``key`` names it by scheduler and section (floor/100000)."""
     own = f", kalad's own p50 {r['kalad_own_p50_ms']} ms" if "kalad_own_p50_ms" in r else ""
-    return (f"{r['scheduler']} B={r['ballast']}: {r['count']}/{r['expected']} runs, p50 {r['p50_ms']} "
+    return (f"{key}: {r['count']}/{r['expected']} runs, p50 {r['p50_ms']} "
             f"p99 {r['p99_ms']} max {r['max_ms']} ms, missed {r['missed']}, dup {r['duplicates']}{own}")
 
 
@@ -81,7 +82,7 @@ def run(ctx) -> dict:
             for key, driver, b in plan:
                 r = trial(driver, stamps, jobs, duration, 1, lead, b, grace)
                 trials[key] = r
-                say("lateness: " + brief(r))
+                say("lateness: " + brief(key, r))
                 time.sleep(grace)
         finally:
             aps.close()
