@@ -50,6 +50,11 @@ from kalad.store.committer import GroupCommitter
 
 log = logging.getLogger(__name__)
 
+# A run fired ahead of its instant with no other run due within ALONE after it starts
+# ``alone``: its child may have the CPU before kalad's bookkeeping of the start (see
+# the supervisor), which stalls the starting thread for the child's start-up.
+ALONE = timedelta(milliseconds=5)
+
 
 @dataclass(slots=True)
 class _Chain:
@@ -76,6 +81,7 @@ class _ActiveRun:
     chain: _Chain | None = None
     attempts: int = 1
     not_before: datetime | None = None  # fired ahead of its instant: the first attempt waits
+    alone: bool = False  # ... and no other run is due within ALONE after it
 
 
 _Launch = tuple[Job, _ActiveRun]
@@ -450,6 +456,10 @@ class Service:
                 if job.next_run_at is not None and job.next_run_at <= horizon:
                     launches.append(self._fire(job, now))
             nxt = self._timeline.next_due()
+            if len(launches) == 1:
+                active = launches[0][1]
+                active.alone = active.not_before is not None and (
+                    nxt is None or nxt - active.not_before >= ALONE)
             self._missed_log.flush(self._clock.monotonic())
         if launches and handoff is not None:
             handoff(now - (launches[0][1].scheduled_at or now))
@@ -556,11 +566,12 @@ class Service:
     def _launch(self, launch: _Launch) -> None:
         """Start one attempt; called without the lock held (spawning takes time)."""
         job, active = launch
-        start_at, active.not_before = active.not_before, None  # retries start at once
+        start_at, alone = active.not_before, active.alone
+        active.not_before, active.alone = None, False  # retries start at once
         try:
             attempt = build_attempt(
                 job, active.run_id, active.attempts, active.scheduled_at, self._base_env,
-                active.trigger.value, start_at,
+                active.trigger.value, start_at, alone,
             )
         except InvalidJob as exc:
             now = self._clock.now()

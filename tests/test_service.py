@@ -141,6 +141,28 @@ def test_a_lead_fires_ahead_and_the_attempt_starts_on_the_instant(service, launc
     assert launcher.started[-1].start_at is None
 
 
+def test_a_run_fired_ahead_starts_alone_only_with_no_other_run_due_soon(service, launcher, clock):
+    service.create_job(make_job("lone", schedule=f"R/{iso(10)}/PT10S", retries=1))
+    service.create_job(make_job("near", schedule=f"R/{iso(30)}/PT60S"))
+    pair = service.create_job(make_job("pair", schedule=f"R/{iso(29.997)}/PT60S"))
+    lead = timedelta(milliseconds=2)
+    clock.set(at(9.999))
+    service.tick(lead)
+    [attempt] = launcher.started
+    assert attempt.start_at == at(10) and attempt.alone  # nothing else due within 5 ms
+    launcher.finish(1)
+    assert not launcher.started[-1].alone  # the retry starts at once, not ahead
+    launcher.finish(0)
+    clock.set(at(20.5))
+    service.tick(lead)
+    assert not launcher.started[-1].alone  # late: started at once
+    launcher.finish(0)
+    clock.set(at(29.996))
+    service.tick(lead)
+    assert launcher.started[-1].job_id == pair.id
+    assert not launcher.started[-1].alone  # "near" is due 3 ms after it
+
+
 def test_a_tick_takes_at_most_its_limit_and_hands_off_before_starting(service, launcher, clock):
     jobs = [service.create_job(make_job(f"j{i}", id=f"j{i}", schedule=f"R/{iso(at_s)}/PT60S"))
             for i, at_s in enumerate((10, 10, 10, 20))]

@@ -27,6 +27,7 @@ def build_attempt(
     base_env: Mapping[str, str],
     trigger: str = "",
     start_at: datetime | None = None,
+    alone: bool = False,
 ) -> Attempt:
     """The attempt; its ``env`` is the job's and the run's entries over ``base_env``,
     unchanged and shared (a ``ChainMap``: the spawner encodes the base once)."""
@@ -40,10 +41,11 @@ def build_attempt(
     env = ChainMap(own, base_env)
     if job.type is JobType.REMOTE:
         return Attempt(run_id, job.id, job.name, number, (), env,
-                       request=_request(job, fields), trigger=trigger, start_at=start_at)
+                       request=_request(job, fields), trigger=trigger, start_at=start_at,
+                       alone=alone)
     command = render(job.command, job.template_delimiters, fields)
     return Attempt(run_id, job.id, job.name, number, command_argv(command), env, trigger=trigger,
-                   start_at=start_at)
+                   start_at=start_at, alone=alone)
 
 
 def _request(job: Job, fields: Mapping) -> HttpRequest:

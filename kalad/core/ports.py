@@ -89,6 +89,7 @@ class Attempt:
     request: HttpRequest | None = None
     trigger: str = ""  # what started the run (schedule, manual, ...), for the start log line
     start_at: datetime | None = None  # start no earlier (a run fired ahead of its instant)
+    alone: bool = False  # nothing else is due while it starts up: it may have the CPU first
 
 
 class Launcher(Protocol):

@@ -29,8 +29,9 @@ class SystemClock:
         return time.monotonic()
 
 
-def sleep_until(when: datetime | None) -> None:
-    """Return at the wall-clock instant ``when`` (at once if it is past, or None).
+def sleep_until(when: datetime | None) -> bool:
+    """Return at the wall-clock instant ``when`` (at once if it is past, or None);
+    True when it waited for it.
 
     For runs the timer fired a moment ahead of their instant, everything prepared:
     ``time.sleep`` wakes within tens of microseconds of the instant.
@@ -39,6 +40,8 @@ def sleep_until(when: datetime | None) -> None:
         delay = when.timestamp() - time.time()
         if delay > 0:
             time.sleep(delay)
+            return True
+    return False
 
 
 def precise_sleeps() -> None:

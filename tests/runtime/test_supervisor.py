@@ -130,10 +130,12 @@ def test_success_captures_output(sup):
     assert waiter.threads == ["supervisor"]
 
 
-def test_an_attempt_with_a_start_instant_starts_on_it(sup):
+@pytest.mark.parametrize("alone", [False, True])  # alone: the child has the CPU first
+def test_an_attempt_with_a_start_instant_starts_on_it(sup, alone):
     start_at = datetime.now(timezone.utc) + timedelta(seconds=0.3)
     waiter = Waiter()
-    sup.launch(dataclasses.replace(make_attempt("date", "+%s.%N"), start_at=start_at), waiter)
+    sup.launch(dataclasses.replace(make_attempt("date", "+%s.%N"), start_at=start_at,
+                                   alone=alone), waiter)
     outcome = waiter.wait()
     assert outcome.exit_status == 0
     assert start_at <= outcome.started_at  # measured once the wait is over
