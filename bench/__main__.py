@@ -85,7 +85,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("measures", nargs="*", choices=[[], *MEASURES], metavar="MEASURE",
                    help=f"any of {', '.join(MEASURES)} (default: all, in that order)")
-    p.add_argument("--quick", action="store_true", help="a short smoke run (~1-2 minutes): D=5 s, fewer jobs")
+    p.add_argument("--quick", action="store_true", help="a short smoke run (~2-3 minutes): shorter windows, fewer jobs")
     p.add_argument("--ballast", type=int, help="idle jobs for the lateness run (default 100000; quick 1000)")
     p.add_argument("--scale", type=int, help="jobs for the scale run (default 1000000; quick 2000)")
     p.add_argument("--no-wrk", action="store_true", help="drive the API load with Python threads even if wrk is here")

@@ -3,7 +3,8 @@
     add(jobs)       register jobs (Job tuples); ``ballast(n)`` adds n idle far-future jobs
     run(base, end, stop, starts, period)
                     return at ``stop``; the window [base, end) is scored; returns extra figures
-    remove()        delete every job the driver added
+    remove()        delete the jobs ``add`` registered (the ballast stays for the next trial)
+    drop_ballast()  delete the idle jobs
 
 KaladDriver talks to a real kalad over HTTP (and reads kalad's own run records back);
 FloorDriver is no scheduler at all, the floor this machine allows; the APScheduler peer
@@ -33,27 +34,25 @@ class KaladDriver:
 
     def __init__(self, api: Api):
         self.api = api
-        self.ids: list[str] = []
         self.ballast_ids: list[str] = []
         self.measured: list[str] = []
 
-    def _create(self, bodies: list[dict]) -> list[str]:
-        ids = self.api.create_many(bodies)
-        ok = [i for i in ids if i]
-        self.ids += ok
+    def _create(self, bodies: list[dict], into: list[str]) -> None:
+        """Create jobs, their ids appended to ``into`` (also those made before a failure)."""
+        ok = [i for i in self.api.create_many(bodies) if i]
+        into += ok
         if len(ok) < len(bodies):
             raise RuntimeError(f"kalad: {len(bodies) - len(ok)} of {len(bodies)} jobs were not created")
-        return ok
 
     def ballast(self, n: int) -> None:
         schedule = far_schedule()
-        self.ballast_ids = self._create([{"name": f"ballast-{i}", "command": "/bin/true",
-                                          "schedule": schedule, "epsilon": "PT5S"} for i in range(n)])
+        self._create([{"name": f"ballast-{i}", "command": "/bin/true", "schedule": schedule,
+                       "epsilon": "PT5S"} for i in range(n)], self.ballast_ids)
 
     def add(self, jobs: list[Job]) -> None:
-        self.measured += self._create([{"name": j.name, "command": j.command, "epsilon": "PT5S",
-                                        "schedule": f"R/{iso_utc(j.start_ns)}/PT{j.period_s}S"}
-                                       for j in jobs])
+        self._create([{"name": j.name, "command": j.command, "epsilon": "PT5S",
+                       "schedule": f"R/{iso_utc(j.start_ns)}/PT{j.period_s}S"} for j in jobs],
+                     self.measured)
 
     def run(self, base_ns: int, end_ns: int, stop_ns: int, starts: dict, period_ns: int) -> dict:
         sleep_until(base_ns - NS // 5)
@@ -88,15 +87,18 @@ class KaladDriver:
                     lat.append(started - sched)
         own = summary_ms(lat)
         return {"kalad_own_jobs_read": len(sample), "kalad_own_records": sum(statuses.values()),
-                "kalad_own_statuses": statuses, "kalad_own_missed": missed,
+                "kalad_own_statuses": statuses, "kalad_own_missed": missed, "kalad_own_samples_ns": lat,
                 **{f"kalad_own_{k}": v for k, v in own.items()}}
 
     def remove(self) -> dict:
         t0 = time.monotonic()
-        deleted = self.api.delete_many(self.ids)
-        out = {"deleted": deleted, "delete_s": round(time.monotonic() - t0, 2)}
-        self.ids, self.measured, self.ballast_ids = [], [], []
-        return out
+        deleted = self.api.delete_many(self.measured)
+        self.measured = []
+        return {"deleted": deleted, "delete_s": round(time.monotonic() - t0, 2)}
+
+    def drop_ballast(self) -> None:
+        self.api.delete_many(self.ballast_ids)
+        self.ballast_ids = []
 
     def close(self) -> None:
         pass
@@ -138,6 +140,9 @@ class FloorDriver:
     def remove(self) -> dict:
         self.jobs = []
         return {}
+
+    def drop_ballast(self) -> None:
+        pass
 
     def close(self) -> None:
         pass

@@ -5,6 +5,7 @@ one JSON object per line on stdin/stdout:
 
     {"op": "add", "jobs": [{"argv": [...], "start_ns": int, "period_s": int}, ...]}
     {"op": "ballast", "n": N}   N idle jobs a year ahead
+    {"op": "remove"}            remove the jobs "add" added (the ballast stays)
     {"op": "clear"}             remove every job
     {"op": "stop"}              shut down and exit
 
@@ -72,7 +73,10 @@ class ApsDriver:
         return {}
 
     def remove(self) -> dict:
-        return {"delete_s": self._call({"op": "clear"})["seconds"]}
+        return {"delete_s": self._call({"op": "remove"})["seconds"]}
+
+    def drop_ballast(self) -> None:
+        self._call({"op": "clear"})
 
     def close(self) -> None:
         try:
@@ -110,20 +114,26 @@ def main() -> None:
         timezone=timezone.utc)
     sched.start()
     reply({"version": apscheduler.__version__})
+    added = []
     for line in sys.stdin:
         msg = json.loads(line)
         t0 = time.monotonic()
         if msg["op"] == "add":
             for job in msg["jobs"]:
                 start = EPOCH + timedelta(microseconds=job["start_ns"] // 1000)
-                sched.add_job(run_command, IntervalTrigger(seconds=job["period_s"], start_date=start),
-                              args=[job["argv"]])
+                added.append(sched.add_job(run_command, IntervalTrigger(seconds=job["period_s"],
+                                                                        start_date=start), args=[job["argv"]]))
         elif msg["op"] == "ballast":
             far = datetime.now(timezone.utc) + timedelta(days=365)
             for _ in range(msg["n"]):
                 sched.add_job(noop, IntervalTrigger(hours=1, start_date=far))
+        elif msg["op"] == "remove":
+            for job in added:
+                job.remove()
+            added = []
         elif msg["op"] == "clear":
             sched.remove_all_jobs()
+            added = []
         elif msg["op"] == "stop":
             sched.shutdown(wait=False)
             reply({"ok": True})

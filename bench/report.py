@@ -71,8 +71,8 @@ def _jsonable(obj):
     if isinstance(obj, dict):
         out = {}
         for k, v in obj.items():
-            if k == "samples_ns":
-                out["samples_ms"] = [round(x / 1e6, 3) for x in sorted(v)]
+            if k.endswith("samples_ns"):
+                out[k.removesuffix("ns") + "ms"] = [round(x / 1e6, 3) for x in sorted(v)]
             else:
                 out[k] = _jsonable(v)
         return out
