@@ -14,7 +14,7 @@ import functools
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from collections import deque
 from itertools import islice
@@ -192,7 +192,7 @@ class Service:
                     self._schedule_of(job)
                 except InvalidJob as exc:
                     log.error("job=%s has a bad schedule, kept disabled: %s", job.id, exc)
-                    job = replace(job, disabled=True)
+                    job = job.replace(disabled=True)
                 self._set(job)
             due: list[tuple[str, datetime]] = []
             for job in list(self._jobs.values()):
@@ -309,7 +309,7 @@ class Service:
         """Validate and store a new job, then arm it; durable before this returns."""
         check_definition(job)
         if not job.owner and self._default_owner:
-            job = replace(job, owner=self._default_owner)
+            job = job.replace(owner=self._default_owner)
         now = self._clock.now()
         with self._lock:
             for parent in job.parent_jobs:
@@ -318,11 +318,11 @@ class Service:
             self._check_failure_job(job, job.parent_jobs, "a parent of this job")
             if job.id in self._jobs:
                 raise InvalidJob(f"id: job {job.id!r} already exists")
-            job = replace(job, created_at=now, dependent_jobs=(), is_done=False)
+            job = job.replace(created_at=now, dependent_jobs=(), is_done=False)
             schedule = self._check_schedule(job, now)
             check_new_job(self._limits, self._jobs, job, schedule)
             pending = None if job.is_child else schedule.first_at_or_after(now)
-            job = replace(job, next_run_at=pending)
+            job = job.replace(next_run_at=pending)
             before: dict[str, Job | None] = {job.id: None}
             parents = link_child(self._jobs, job)
             for parent in parents:
@@ -344,7 +344,7 @@ class Service:
         """
         check_definition(job)
         if not job.owner and self._default_owner:
-            job = replace(job, owner=self._default_owner)
+            job = job.replace(owner=self._default_owner)
         now = self._clock.now()
         with self._lock:
             old = self.get_job(job.id)
@@ -355,8 +355,7 @@ class Service:
                     f"{list(old.parent_jobs)}; an update cannot move a job to other parents "
                     "(omit parent_jobs, or delete and re-create the job)"
                 )
-            job = replace(
-                job,
+            job = job.replace(
                 created_at=old.created_at,
                 parent_jobs=old.parent_jobs,
                 dependent_jobs=old.dependent_jobs,
@@ -366,7 +365,7 @@ class Service:
             schedule = self._check_schedule(job, now)
             check_new_job(self._limits, self._jobs, job, schedule, new=False)
             pending = None if job.is_child else schedule.first_at_or_after(now)
-            job = replace(job, next_run_at=pending, is_done=pending is None and not job.is_child)
+            job = job.replace(next_run_at=pending, is_done=pending is None and not job.is_child)
             before: dict[str, Job | None] = {job.id: old}
             self._set(job)
             self._timeline.cancel(job.id)  # the old definition must not fire meanwhile
@@ -501,10 +500,10 @@ class Service:
             epsilon=self._epsilon(job),
         )
         if arming.scheduled_at is None:
-            self._set(replace(job, next_run_at=None, is_done=True))
+            self._set(job.replace(next_run_at=None, is_done=True))
         else:
             if arming.scheduled_at != job.next_run_at:
-                self._set(replace(job, next_run_at=arming.scheduled_at))
+                self._set(job.replace(next_run_at=arming.scheduled_at))
             if not (fire and arming.scheduled_at <= now):
                 self._timeline.add(job.id, arming.scheduled_at)
         return self._missed_run(job, arming, now) if arming.missed else None
@@ -559,7 +558,7 @@ class Service:
             chain=chain,
         )
         self._active[active.run_id] = active
-        job = replace(job, metadata=replace(job.metadata, last_attempted_run=now), **changes)
+        job = job.replace(metadata=job.metadata.replace(last_attempted_run=now), **changes)
         self._set(job)
         return job, active
 
@@ -588,7 +587,7 @@ class Service:
             if job is not None:
                 metadata = count_attempt(job.metadata, outcome)
                 if metadata is not job.metadata:  # a success changes nothing until the run ends
-                    job = replace(job, metadata=metadata)
+                    job = job.replace(metadata=metadata)
                     self._set(job)
             if job is not None and self._accepting and should_retry(
                 job, active.attempts, outcome, active.scheduled_at, self._epsilon(job)
@@ -636,9 +635,9 @@ class Service:
             self._scheduled_running.discard(active.job_id)
             # Deleted while running: its runs went with it, but the chain goes on.
             return self._continue(active.chain)
-        job = replace(job, metadata=count_run(job.metadata, run))
+        job = job.replace(metadata=count_run(job.metadata, run))
         if active.trigger is Trigger.SCHEDULE and job.next_run_at is None:
-            job = replace(job, is_done=True)
+            job = job.replace(is_done=True)
         self._set(job)
         runs = [run]
         if active.trigger is Trigger.SCHEDULE:
@@ -675,7 +674,7 @@ class Service:
 
     def _record_skip(self, job: Job, trigger: Trigger, scheduled_at: datetime | None, why: str) -> None:
         now = self._clock.now()
-        job = replace(job, metadata=replace(job.metadata, last_attempted_run=now))
+        job = job.replace(metadata=job.metadata.replace(last_attempted_run=now))
         self._set(job)
         run = Run(
             id=uuid.uuid4().hex, job_id=job.id, trigger=trigger, status=RunStatus.SKIPPED,
@@ -692,7 +691,7 @@ class Service:
             if job.disabled == disabled:
                 return
             before: dict[str, Job | None] = {job_id: job}
-            job = replace(job, disabled=disabled)
+            job = job.replace(disabled=disabled)
             self._set(job)
             self._timeline.cancel(job_id)
             ticket = self._committer.submit(Change(put=(job,)))

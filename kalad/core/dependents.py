@@ -9,7 +9,6 @@ the one loop left, through an ``on_failure_job`` that leads back to a parent.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Iterable, Mapping
 
 from kalad.core.job import Job
@@ -83,8 +82,7 @@ def plan_delete(jobs: Mapping[str, Job], job_ids: Iterable[str]) -> tuple[set[st
             if other_id in doomed or other_id not in jobs:
                 continue
             other = touched.get(other_id, jobs[other_id])
-            touched[other_id] = replace(
-                other,
+            touched[other_id] = other.replace(
                 parent_jobs=tuple(p for p in other.parent_jobs if p not in doomed),
                 dependent_jobs=tuple(c for c in other.dependent_jobs if c not in doomed),
             )
@@ -94,6 +92,6 @@ def plan_delete(jobs: Mapping[str, Job], job_ids: Iterable[str]) -> tuple[set[st
 def link_child(jobs: Mapping[str, Job], child: Job) -> list[Job]:
     """The child's parents with the child appended to their ``dependent_jobs``."""
     return [
-        replace(jobs[p], dependent_jobs=jobs[p].dependent_jobs + (child.id,))
+        jobs[p].replace(dependent_jobs=jobs[p].dependent_jobs + (child.id,))
         for p in dict.fromkeys(child.parent_jobs)
     ]

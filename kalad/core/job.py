@@ -1,7 +1,7 @@
 """Job, Metadata and RemoteProperties: the value objects every layer passes around.
 
 They are frozen and slotted: a job held by the service is never mutated in place, a
-change is a new object (``dataclasses.replace``), so a reader on another thread
+change is a new object (``job.replace(...)``, see ``core/slotted.py``), so a reader on another thread
 always sees a consistent snapshot and memory per job stays small. Field names are
 ours; Kala's wire names live only in ``api/kala_json.py``.
 """
@@ -12,12 +12,13 @@ import enum
 import functools
 import re
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Mapping
+from typing import Callable, ClassVar, Mapping
 
 from kalad.core.errors import InvalidJob
+from kalad.core.slotted import copier
 
 
 class JobType(enum.IntEnum):
@@ -35,6 +36,11 @@ class Metadata:
     last_error: datetime | None = None
     last_attempted_run: datetime | None = None
     number_of_finished_runs: int = 0
+
+    replace: ClassVar[Callable[..., Metadata]]
+
+
+Metadata.replace = copier(Metadata)
 
 
 NO_HEADERS: Mapping[str, tuple[str, ...]] = MappingProxyType({})
@@ -91,9 +97,14 @@ class Job:
     env: Env = ()
     secret_env: Env = ()
 
+    replace: ClassVar[Callable[..., Job]]
+
     @property
     def is_child(self) -> bool:
         return bool(self.parent_jobs)
+
+
+Job.replace = copier(Job)
 
 
 MAX_NAME = 1024
@@ -190,6 +201,6 @@ def keep_secrets(new: Job, old: Job) -> Job:
     if not any(value == SECRET_MASK for _, value in new.secret_env):
         return new
     stored = dict(old.secret_env)
-    return replace(new, secret_env=tuple(
+    return new.replace(secret_env=tuple(
         (name, stored.get(name, value) if value == SECRET_MASK else value)
         for name, value in new.secret_env))

@@ -9,7 +9,7 @@ so nothing the schedule asked for disappears silently.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kalad.core.job import Job, Metadata
@@ -107,8 +107,7 @@ def count_attempt(metadata: Metadata, outcome: AttemptOutcome) -> Metadata:
     """Counters after one attempt: every failed attempt is an error (Kala's rule)."""
     if outcome.success:
         return metadata
-    return replace(
-        metadata,
+    return metadata.replace(
         error_count=metadata.error_count + 1,
         last_error=outcome.ended_at,
     )
@@ -119,10 +118,9 @@ def count_run(metadata: Metadata, run: Run) -> Metadata:
     if not run.status.executed:
         return metadata
     if run.success:
-        return replace(
-            metadata,
+        return metadata.replace(
             success_count=metadata.success_count + 1,
             last_success=run.ended_at,
             number_of_finished_runs=metadata.number_of_finished_runs + 1,
         )
-    return replace(metadata, number_of_finished_runs=metadata.number_of_finished_runs + 1)
+    return metadata.replace(number_of_finished_runs=metadata.number_of_finished_runs + 1)

@@ -26,6 +26,7 @@ from typing import Any, Callable, Generic, Mapping, NamedTuple, TypeVar
 from kalad.core.errors import StoreError
 from kalad.core.job import NO_HEADERS, Job, JobType, Metadata, RemoteProperties
 from kalad.core.runs import Run, RunStatus, Trigger
+from kalad.core.slotted import constructor
 
 VERSION = 1
 
@@ -117,30 +118,6 @@ def _decode_headers(value: Any) -> Mapping[str, tuple[str, ...]]:
     return MappingProxyType({name: _strings(values) for name, values in record.items()})
 
 
-def _slot_constructor(cls: type[_T]) -> Callable[[list[Any]], _T]:
-    """A function making a ``cls`` from the values of all its fields, in field order.
-
-    Decoding a million jobs at start-up is mostly making Job objects, and a frozen
-    dataclass's ``__init__`` sets each field through ``object.__setattr__``. This
-    sets each slot through its descriptor instead, in code generated the way
-    dataclasses generate ``__init__``: half the time. It skips ``__init__``, so the
-    classes it serves must not have a ``__post_init__`` or a ``default_factory``.
-    """
-    if (not hasattr(cls, "__slots__") or hasattr(cls, "__post_init__")
-            or any(f.default_factory is not MISSING for f in fields(cls))):
-        raise TypeError(f"{cls.__name__} must be slotted, with plain defaults and no "
-                        "__post_init__")
-    names = [f.name for f in fields(cls)]
-    scope: dict[str, Any] = {"cls": cls, "new": object.__new__}
-    lines = ["def build(values):", "    obj = new(cls)"]
-    for index, name in enumerate(names):
-        scope[f"set{index}"] = getattr(cls, name).__set__
-        lines.append(f"    set{index}(obj, values[{index}])")
-    lines.append("    return obj")
-    exec("\n".join(lines), scope)
-    return scope["build"]
-
-
 class _Layout(Generic[_T]):
     """How one dataclass maps to a record: each field's short key, codec and default."""
 
@@ -148,7 +125,7 @@ class _Layout(Generic[_T]):
         names = [f.name for f in fields(cls)]
         defaults = {f.name: f.default for f in fields(cls)}
         index = {name: position for position, name in enumerate(names)}
-        self._build = _slot_constructor(cls)
+        self._build = constructor(cls)
         self._defaults = [defaults[name] for name in names]  # MISSING where required
         self._encoders = [
             (name, key, codec.encode, defaults[name]) for key, (name, codec) in keys.items()
