@@ -77,6 +77,17 @@ def test_full_job_round_trips_exactly() -> None:
     assert decode_job(encode_job(job)) == job
 
 
+def test_text_json_cannot_carry_as_utf8_round_trips_too() -> None:
+    """Records are UTF-8 JSON; text with a lone surrogate (a JSON ``\\ud800`` escape in
+    an API body), which UTF-8 cannot carry, is written as escaped ASCII JSON instead."""
+    job = full_job().replace(name="half \ud800 pair")
+    data = encode_job(job)
+    assert data.isascii()
+    assert decode_job(data) == job
+    utf8 = encode_job(full_job().replace(name="café ✓"))
+    assert "café ✓".encode() in utf8 and decode_job(utf8).name == "café ✓"
+
+
 def test_decoded_jobs_are_as_frozen_as_constructed_ones() -> None:
     """Decoding sets slots directly, past __init__: the result must still be a plain Job."""
     decoded = decode_job(encode_job(full_job()))
