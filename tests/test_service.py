@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import timedelta
 
 import pytest
 
 from kalad.core.errors import InvalidJob, JobNotFound
 from kalad.core.runs import RunStatus, Trigger
+from kalad.service import _run_id
 from tests.conftest import T0, build_service, make_job
 
 
@@ -474,3 +477,21 @@ def test_missed_occurrences_of_many_jobs_log_one_line_then_a_count(store, launch
     assert warnings[1:] == ["49 more job(s) missed 147 occurrence(s) in the last 10 s; "
                             "each is a 'missed' run record"]
     assert all(store.list_runs(i)[0].missed == 3 for i in ids)  # every one recorded
+
+
+def test_run_ids_are_unique_hex_and_differ_in_a_forked_child() -> None:
+    """Run ids come from a seeded generator (no system call per run): 128 bits like a
+    uuid4's hex, and a child forked from the daemon must not repeat the parent's."""
+    ids = {_run_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(re.fullmatch(r"[0-9a-f]{32}", run_id) for run_id in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, _run_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    assert re.fullmatch(r"[0-9a-f]{32}", child) and child != _run_id()
