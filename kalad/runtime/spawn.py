@@ -12,12 +12,10 @@ default dispositions.
 Every foreign call drops and retakes the GIL, which under load means a hand-off to
 another thread and back. So a spawn makes one: the file actions for an output
 descriptor are built once and kept (pipe descriptors are reused, so there are few),
-and the encoded argv and environment entries, mostly the same from run to run, are
-cached.
-An attempt's environment is its own few entries over the daemon's (a ``ChainMap``):
-that base is encoded once and kept. No other foreign call is made per spawn, as each
-may hand the GIL over: copying the base with ``ctypes.memmove`` cost 14 µs of CPU a
-spawn in the loaded daemon, against 2 µs alone.
+and the encoded argv, the same from run to run, is cached. An attempt's environment
+is its own few entries over the daemon's (a ``ChainMap``): that base is encoded once
+and kept, and the run's own entries (its id and instant are new every run) are
+encoded as they come.
 """
 
 from __future__ import annotations
@@ -26,10 +24,12 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import sys
 import threading
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 # glibc's flag values (spawn.h); POSIX_SPAWN_SETSID is a GNU extension.
@@ -69,13 +69,13 @@ def _sigset(signals: Iterable[int]) -> _SigSet:
     return sigset
 
 
-@functools.lru_cache(maxsize=4096)
 def _env_entry(name: str, value: str) -> bytes:
-    """``name=value`` encoded for execve; ``ValueError`` for a name it cannot carry."""
-    key = os.fsencode(name)
-    if not key or b"=" in key:
+    """``name=value`` encoded for execve (as ``os.fsencode`` would, in one call: a
+    run's id and instant are new every run, and a cache of entries only churned);
+    ``ValueError`` for a name it cannot carry."""
+    if not name or "=" in name:
         raise ValueError(f"illegal environment variable name {name!r}")
-    entry = key + b"=" + os.fsencode(value)
+    entry = f"{name}={value}".encode(_FS_ENCODING, _FS_ERRORS)
     if b"\0" in entry:
         raise ValueError("an argument or the environment holds a NUL byte")
     return entry
