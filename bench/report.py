@@ -131,7 +131,12 @@ def _lateness_chart(plt, path: Path, lat: dict) -> Path:
             ax.step(xs, ys, where="post", color=COLORS[key.split("/")[0]],
                     label=f"{label}: p50 {t['p50_ms']} p99 {t['p99_ms']} ms")
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib_ticker().FuncFormatter(lambda v, _: f"{v:g}"))
+        # Ticks at 1-2-5 steps, in plain ms: the range is often under a decade, where
+        # matplotlib would label only minor ticks, as powers of ten (2x10^0).
+        ticker = matplotlib_ticker()
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("lateness: child's clock read - scheduled instant (ms, log)")
         ax.set_title(f"{lat['jobs']} jobs/s for {lat['duration_s']} s, {b} idle jobs")
         ax.grid(True, which="both", alpha=0.3)
