@@ -99,11 +99,32 @@ def level_of(config) -> int:
     return logging.DEBUG if config.verbose else LEVELS[config.level]
 
 
+class PlainFormatter(logging.Formatter):
+    """``PLAIN_FORMAT``, its timestamp's date and time formatted once a second: the
+    writer formats two lines per job run, and ``strftime`` was half the cost of one."""
+
+    def __init__(self) -> None:
+        super().__init__(PLAIN_FORMAT)
+        self._stamp: tuple[int, str] = (-1, "")  # (second, its text), replaced whole
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        stamp = self._stamp
+        if stamp[0] != second:
+            stamp = self._stamp = (second, time.strftime(self.default_time_format,
+                                                         self.converter(second)))
+        return f"{stamp[1]},{int(record.msecs):03d}"
+
+
 class _Handoff(logging.handlers.QueueHandler):
     """Queue the record as it is: the listener, in this process, formats it."""
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock: the queue is thread-safe, and the timer logs every start.
+        if self.filters and not self.filter(record):
+            return False
+        self.queue.put_nowait(record)
+        return True
 
 
 class _Writer:
@@ -189,8 +210,7 @@ def setup(level: int = logging.INFO, target: str = "stderr") -> None:
         handler.setFormatter(logging.Formatter("kalad[%(process)d]: %(name)s: %(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JournalFormatter() if target == "journal"
-                             else logging.Formatter(PLAIN_FORMAT))
+        handler.setFormatter(JournalFormatter() if target == "journal" else PlainFormatter())
     # No caller lookup (a walk up the stack per record) and no thread or process
     # fields, which no format here uses: the logging HOWTO's "Optimization" settings.
     logging._srcfile = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import sys
 import threading
 
@@ -113,3 +114,27 @@ def test_flush_returns_once_what_was_logged_is_written(capsys):
         logs.stop()
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_plain_lines_read_as_the_standard_formatter_writes_them():
+    fast, standard = logs.PlainFormatter(), logging.Formatter(logs.PLAIN_FORMAT)
+    records = []
+    for created in (1_700_000_000.0, 1_700_000_000.999, 1_700_000_001.5, 1_700_000_000.25):
+        r = record(logging.INFO, "job=a started")
+        r.created, r.msecs = created, int((created - int(created)) * 1000) + 0.0
+        records.append(r)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        records.append(record(logging.ERROR, "job=a failed", sys.exc_info()))
+    # A second's text is kept: going back to an earlier second must not reuse it.
+    assert [fast.format(r) for r in records] == [standard.format(r) for r in records]
+
+
+def test_the_handoff_queues_records_its_filters_pass():
+    q = queue.SimpleQueue()
+    handoff = logs._Handoff(q)
+    handoff.addFilter(lambda r: "secret" not in r.getMessage())
+    assert handoff.handle(record(logging.INFO, "job=a started"))
+    assert not handoff.handle(record(logging.INFO, "a secret"))
+    assert q.get_nowait().getMessage() == "job=a started" and q.empty()
