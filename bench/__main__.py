@@ -52,6 +52,10 @@ class Context:
             self._api = self._kalad.api(8)
         return self._api
 
+    @property
+    def kalad_pid(self) -> int | None:
+        return self._kalad.pid if self._kalad else None
+
     def unresponsive(self) -> str | None:
         """Why the shared kalad stopped answering, if it did."""
         return self._api.broken if self._api else None

@@ -1,5 +1,6 @@
 """The schedulers a lateness or fire-rate trial can drive, behind one small interface.
 
+    pid             the scheduler's process (None: none to measure)
     add(jobs)       register jobs (Job tuples); ``ballast(n)`` adds n idle far-future jobs
     run(base, end, stop, starts, period)
                     return at ``stop``; the window [base, end) is scored; returns extra figures
@@ -32,8 +33,9 @@ class KaladDriver:
     name = "kalad"
     OWN_VIEW_JOBS = 200  # kalad's own run records are read back for at most this many jobs
 
-    def __init__(self, api: Api):
+    def __init__(self, api: Api, pid: int | None = None):
         self.api = api
+        self.pid = pid  # kalad's process, for its CPU over a trial's window (cpu.py)
         self.ballast_ids: list[str] = []
         self.measured: list[str] = []
 
@@ -109,6 +111,7 @@ class FloorDriver:
     the command, reaping with WNOHANG: the least lateness this machine allows."""
 
     name = "floor"
+    pid = None  # the floor's loop is the bench itself, busy-waiting: its CPU is not a cost
 
     def __init__(self):
         self.jobs: list[Job] = []

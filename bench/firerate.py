@@ -7,7 +7,8 @@ created before the first slot. The answer is the largest passing J. Baselines in
 run: the raw posix_spawn rate of the same stamp command (up to 64 children alive, no
 scheduler: the machine's ceiling) and APScheduler 3.11 searched the same way, its steps
 taking turns with kalad's. Beside it, the most runs a scheduler started per second in any
-step: past its limit, how much work it still gets done.
+step: past its limit, how much work it still gets done; and the CPU a run costs at the
+largest J both kept on time (cpu.py): the scheduler's process, its children, the machine.
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ class Search:
         ok = passes(r)
         step = {k: r.get(k) for k in ("jobs", "expected", "count", "missed", "duplicates", "p50_ms", "p99_ms",
                                       "setup_overran", "create_rate_per_s", "kalad_success_delta",
-                                      "kalad_own_p50_ms", "kalad_own_p99_ms")}
+                                      "kalad_own_p50_ms", "kalad_own_p99_ms", "cpu_per_run")}
         self.steps.append(step | {"runs_per_s": round(r["count"] / seconds, 1), "pass": ok})
         say(f"firerate: {self.driver.name} J={j}: {r['count']}/{r['expected']} runs, p50 {r['p50_ms']} "
             f"p99 {r['p99_ms']} ms -> {'pass' if ok else 'FAIL'}" + (" (setup overran)" if r["setup_overran"] else ""))
@@ -123,6 +124,21 @@ def search_all(searches: list[Search], stamps: Stamps, seconds: int, settle: flo
             s.record(j, r, time.monotonic() - t0, seconds)
 
 
+def cpu_rows(kalad_steps: list[dict], aps_steps: list[dict]) -> list[dict]:
+    """CPU per run at the largest J both schedulers kept on time (p99 under 100 ms): what
+    each costs, the children included, where lateness does not yet inflate it."""
+    def on_time(steps):
+        return {s["jobs"]: s["cpu_per_run"] for s in steps
+                if s["pass"] and s["p99_ms"] < 100 and s.get("cpu_per_run")}
+    k, a = on_time(kalad_steps), on_time(aps_steps)
+    if not set(k) & set(a):
+        return []
+    j = max(set(k) & set(a))
+    return [{"figure": f"CPU per run at J={j} (ms): {what}", "kalad": k[j][key], "baselines": [None, a[j][key]]}
+            for key, what in (("scheduler_ms", "scheduler"), ("children_ms", "its children"),
+                              ("machine_ms", "whole machine"))]
+
+
 def shown(res: dict) -> str | int:
     """The answer; '>= J' when no step failed (the search stopped before a limit)."""
     return res["max_sustained_per_s"] if res["first_fail"] else f">= {res['max_sustained_per_s']}"
@@ -145,7 +161,7 @@ def run(ctx) -> dict:
         aps = ApsDriver(ctx.out_dir / "apscheduler.log")
         try:
             searches = [Search(driver, steps, 50, 6400, REFINE, 120 if quick else 420)
-                        for driver in (aps, KaladDriver(api))]
+                        for driver in (aps, KaladDriver(api, ctx.kalad_pid))]
             search_all(searches, stamps, seconds, 0.5 if quick else 2.0)
         finally:
             aps.close()
@@ -162,6 +178,7 @@ def run(ctx) -> dict:
     if best_k:
         rows.append({"figure": f"p99 lateness at J={best_k['jobs']} (ms)", "kalad": best_k["p99_ms"],
                      "baselines": [None, best_a["p99_ms"] if best_a else None]})
+    rows += cpu_rows(k["steps"], a["steps"])
     return {"sections": [{"title": f"fire rate: jobs every second, {seconds} s per step",
                           "baselines": ["raw spawn", "APScheduler"], "rows": rows,
                           "note": f"APScheduler {aps.version}; raw posix_spawn rate of the stamp command: {rates['stamp_c1_per_s']}/s one "

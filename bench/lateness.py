@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 
 from bench.common import MS, NS, say, summary_ms
+from bench.cpu import WindowCpu
 from bench.drivers import FloorDriver, Job, KaladDriver
 from bench.peer_aps import ApsDriver
 from bench.stamps import Stamps, analyze
@@ -46,6 +47,7 @@ def trial(driver, stamps: Stamps, jobs: int, duration: int, period: int = 1, lea
         res["create_rate_per_s"] = round(jobs / max(created - t0, 1) * NS, 1)
         res["setup_overran"] = created > base - 50 * MS
         end = base + duration * NS
+        window = WindowCpu(driver.pid, base, end) if driver.pid else None
         res.update(driver.run(base, end, end + period_ns + int(grace * NS), starts, period_ns))
     finally:
         res["cleanup"] = driver.remove()
@@ -53,6 +55,8 @@ def trial(driver, stamps: Stamps, jobs: int, duration: int, period: int = 1, lea
     runs, bad = stamps.read()
     res.update(analyze(starts, runs, period_ns, end))
     res["bad_lines"] = bad
+    if window:
+        res["cpu_per_run"] = window.per_run(res["count"])
     return res
 
 
@@ -116,7 +120,7 @@ def run(ctx) -> dict:
             f"in {rounds} turns each, idle jobs 0 and {ballast}")
         aps = ApsDriver(ctx.out_dir / "apscheduler.log")
         try:
-            drivers = [aps, FloorDriver(), KaladDriver(ctx.kalad_api())]
+            drivers = [aps, FloorDriver(), KaladDriver(ctx.kalad_api(), ctx.kalad_pid)]
             for b in (0, ballast):
                 trials.update(section(drivers, stamps, b, jobs, duration, rounds, lead, grace))
         finally:

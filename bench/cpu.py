@@ -1,0 +1,64 @@
+"""CPU spent over a trial's firing window, per run: the scheduler's own process, the
+children it reaped, and the whole machine.
+
+On two cores a scheduler can start at most about 2 / (its CPU per run + its child's)
+runs a second, so these figures, taken at a rate both schedulers keep up with, say
+why the fire-rate search ends where it does, and move less than its pass/fail steps
+when the VM's pace drifts. Read from /proc: the process's utime+stime and its
+waited-for children's cutime+cstime (a child counts once reaped), and the busy
+(non-idle, non-iowait) time of every CPU in /proc/stat.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+from bench.common import sleep_until
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _process(pid: int) -> tuple[float, float] | None:
+    """(own, reaped children's) CPU seconds of ``pid``, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICK, (int(fields[13]) + int(fields[14])) / _TICK
+
+
+def _machine() -> float:
+    """Busy CPU seconds of the whole machine since boot."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK
+
+
+class WindowCpu:
+    """Samples at ``start_ns`` and ``end_ns`` (epoch ns) from a thread of its own, so
+    the driver can sleep through the window as it does without it."""
+
+    def __init__(self, pid: int, start_ns: int, end_ns: int):
+        self.pid = pid
+        self._samples: list[tuple[tuple[float, float] | None, float]] = []
+        self._thread = threading.Thread(target=self._run, args=(start_ns, end_ns), daemon=True)
+        self._thread.start()
+
+    def _run(self, start_ns: int, end_ns: int) -> None:
+        for t in (start_ns, end_ns):
+            sleep_until(t)
+            self._samples.append((_process(self.pid), _machine()))
+
+    def per_run(self, runs: int) -> dict | None:
+        """ms of CPU per run over the window; None if a sample is missing."""
+        self._thread.join()
+        if len(self._samples) < 2 or runs <= 0:
+            return None
+        (p0, m0), (p1, m1) = self._samples
+        if p0 is None or p1 is None:
+            return None
+        per = 1000 / runs
+        return {"scheduler_ms": round((p1[0] - p0[0]) * per, 3),
+                "children_ms": round((p1[1] - p0[1]) * per, 3),
+                "machine_ms": round((m1 - m0) * per, 3)}
