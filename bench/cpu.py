@@ -5,13 +5,18 @@ On two cores a scheduler can start at most about 2 / (its CPU per run + its chil
 runs a second, so these figures, taken at a rate both schedulers keep up with, say
 why the fire-rate search ends where it does, and move less than its pass/fail steps
 when the VM's pace drifts. Read from /proc: the process's utime+stime and its
-waited-for children's cutime+cstime (a child counts once reaped), and the busy
-(non-idle, non-iowait) time of every CPU in /proc/stat.
+waited-for children's cutime+cstime (a child counts once reaped); the machine's busy
+time is the window's wall time on every CPU less their idle and iowait time. The
+busy fields of /proc/stat are not used: they are sampled at the timer tick, and a
+tickless CPU that wakes for a short bash and sleeps again between two ticks counts
+none of it (they summed to less than one process's own CPU in a 5 s window), while
+the idle time is measured exactly.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 from bench.common import sleep_until
 
@@ -28,11 +33,13 @@ def _process(pid: int) -> tuple[float, float] | None:
     return (int(fields[11]) + int(fields[12])) / _TICK, (int(fields[13]) + int(fields[14])) / _TICK
 
 
-def _machine() -> float:
-    """Busy CPU seconds of the whole machine since boot."""
+def _machine() -> tuple[float, int, float]:
+    """(monotonic seconds now, CPUs, their idle + iowait seconds since boot)."""
     with open("/proc/stat") as f:
-        ticks = [int(x) for x in f.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / _TICK
+        lines = f.read().splitlines()
+    ticks = [int(x) for x in lines[0].split()[1:]]
+    cpus = sum(1 for line in lines[1:] if line.startswith("cpu"))
+    return time.monotonic(), cpus, (ticks[3] + ticks[4]) / _TICK
 
 
 class WindowCpu:
@@ -41,7 +48,7 @@ class WindowCpu:
 
     def __init__(self, pid: int, start_ns: int, end_ns: int):
         self.pid = pid
-        self._samples: list[tuple[tuple[float, float] | None, float]] = []
+        self._samples: list[tuple[tuple[float, float] | None, tuple[float, int, float]]] = []
         self._thread = threading.Thread(target=self._run, args=(start_ns, end_ns), daemon=True)
         self._thread.start()
 
@@ -59,6 +66,7 @@ class WindowCpu:
         if p0 is None or p1 is None:
             return None
         per = 1000 / runs
+        busy = (m1[0] - m0[0]) * m1[1] - (m1[2] - m0[2])
         return {"scheduler_ms": round((p1[0] - p0[0]) * per, 3),
                 "children_ms": round((p1[1] - p0[1]) * per, 3),
-                "machine_ms": round((m1 - m0) * per, 3)}
+                "machine_ms": round(busy * per, 3)}
