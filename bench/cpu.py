@@ -22,6 +22,8 @@ import time
 from bench.common import sleep_until
 
 _TICK = os.sysconf("SC_CLK_TCK")
+with open("/proc/stat") as _f:
+    _CPUS = sum(1 for line in _f if line.startswith("cpu") and line[3].isdigit())
 
 
 def _process(pid: int) -> tuple[float, float] | None:
@@ -34,13 +36,11 @@ def _process(pid: int) -> tuple[float, float] | None:
     return (int(fields[11]) + int(fields[12])) / _TICK, (int(fields[13]) + int(fields[14])) / _TICK
 
 
-def _machine() -> tuple[float, int, float]:
-    """(monotonic seconds now, CPUs, their idle + iowait seconds since boot)."""
+def _machine() -> tuple[float, float]:
+    """(monotonic seconds now, idle + iowait seconds of every CPU since boot)."""
     with open("/proc/stat") as f:
-        lines = f.read().splitlines()
-    ticks = [int(x) for x in lines[0].split()[1:]]
-    cpus = sum(1 for line in lines[1:] if line.startswith("cpu"))
-    return time.monotonic(), cpus, (ticks[3] + ticks[4]) / _TICK
+        ticks = [int(x) for x in f.readline().split()[1:]]
+    return time.monotonic(), (ticks[3] + ticks[4]) / _TICK
 
 
 class WindowCpu:
@@ -49,7 +49,7 @@ class WindowCpu:
 
     def __init__(self, pid: int, start_ns: int, end_ns: int):
         self.pid = pid
-        self._samples: list[tuple[tuple[float, float] | None, tuple[float, int, float]]] = []
+        self._samples: list[tuple[tuple[float, float] | None, tuple[float, float]]] = []
         self._thread = threading.Thread(target=self._run, args=(start_ns, end_ns), daemon=True)
         self._thread.start()
 
@@ -67,7 +67,7 @@ class WindowCpu:
         if p0 is None or p1 is None:
             return None
         per = 1000 / runs
-        busy = (m1[0] - m0[0]) * m1[1] - (m1[2] - m0[2])
+        busy = (m1[0] - m0[0]) * _CPUS - (m1[1] - m0[1])
         return {"scheduler_ms": round((p1[0] - p0[0]) * per, 3),
                 "children_ms": round((p1[1] - p0[1]) * per, 3),
                 "machine_ms": round(busy * per, 3)}

@@ -131,9 +131,10 @@ def cpu_rows(kalad_steps: list[dict], aps_steps: list[dict]) -> list[dict]:
         return {s["jobs"]: s["cpu_per_run"] for s in steps
                 if s["pass"] and s["p99_ms"] < 100 and s.get("cpu_per_run")}
     k, a = on_time(kalad_steps), on_time(aps_steps)
-    if not set(k) & set(a):
+    both = k.keys() & a.keys()
+    if not both:
         return []
-    j = max(set(k) & set(a))
+    j = max(both)
     return [{"figure": f"CPU per run at J={j} (ms): {what}", "kalad": k[j][key], "baselines": [None, a[j][key]]}
             for key, what in (("scheduler_ms", "scheduler"), ("children_ms", "its children"),
                               ("machine_ms", "whole machine"))]
