@@ -3,10 +3,12 @@
 J jobs each every second for S seconds (10) per step, J = 50, 100, 200, ... doubling up to
 6400, then ``REFINE`` bisection steps past the first failure. A step passes when >= 99 % of the
 expected runs were stamped by their children, p99 lateness < 1 s, and the jobs were all
-created before the first slot. The answer is the largest passing J. Baselines in the same
-run: the raw posix_spawn rate of the same stamp command (up to 64 children alive, no
-scheduler: the machine's ceiling) and APScheduler 3.11 searched the same way, its steps
-taking turns with kalad's. Beside it, the most runs a scheduler started per second in any
+created before the first slot; a J that fails is tried ``RETRIES`` more times, the other
+scheduler's step between, and passes if any try does. The answer is the largest passing J.
+Baselines in the same run: the raw posix_spawn rate of the same stamp command (up to 64
+children alive, no scheduler: the machine's ceiling; the better of a measurement before
+and one after the searches) and APScheduler 3.11 searched the same way, its steps taking
+turns with kalad's. Beside it, the most runs a scheduler started per second in any
 step: past its limit, how much work it still gets done; and the CPU a run costs at the
 largest J both kept on time (cpu.py): the scheduler's process, its children, the machine.
 """
@@ -24,6 +26,11 @@ from bench.stamps import Stamps
 
 MAX_P99_MS = 1000.0
 REFINE = 3  # bisection steps past the first failure: the answer is within J/8 of the limit
+# Tries more for a J that failed. Near its limit a scheduler that falls behind for a
+# moment starts runs in bursts, which cost more, and the lag feeds itself; on a shared VM
+# whose pace moves by half within minutes, one slow 10 s decided many a step. Both
+# schedulers get the same second chance; every try is in the results.
+RETRIES = 1
 
 
 def spawn_rate(argv: list[str], seconds: float, concurrency: int, max_spawns: int = 200_000) -> float:
@@ -40,6 +47,16 @@ def spawn_rate(argv: list[str], seconds: float, concurrency: int, max_spawns: in
     while live:
         os.waitpid(live.popleft(), 0)
     return spawned / (time.monotonic() - start)
+
+
+def spawn_rates(stamps: Stamps, seconds: float) -> dict[str, float]:
+    """The raw spawn rates of /bin/true and of the stamp command, one at a time and up to 64."""
+    rates = {}
+    for name, argv in (("true", ["/bin/true"]), ("stamp", stamps.argv(0))):
+        for conc in (1, 64):
+            rates[f"{name}_c{conc}_per_s"] = round(spawn_rate(argv, seconds, conc), 1)
+            stamps.reset()
+    return rates
 
 
 def passes(r: dict) -> bool:
@@ -62,6 +79,7 @@ class Search:
         self.spent = 0.0  # seconds this search's steps took, settling included
         self.rate: float | None = None  # jobs created per second in the last step
         self.best, self.fail, self.steps = 0, None, []
+        self.failed_tries: dict[int, int] = {}  # J -> its tries that failed
 
     def lead(self, j: int) -> float:
         """Seconds from now to the first slot: time enough to create J jobs."""
@@ -85,9 +103,17 @@ class Search:
         step = {k: r.get(k) for k in ("jobs", "expected", "count", "missed", "duplicates", "p50_ms", "p99_ms",
                                       "setup_overran", "create_rate_per_s", "kalad_success_delta",
                                       "kalad_own_p50_ms", "kalad_own_p99_ms", "cpu_per_run")}
-        self.steps.append(step | {"runs_per_s": round(r["count"] / seconds, 1), "pass": ok})
+        tries = self.failed_tries.get(j, 0) + 1
+        self.steps.append(step | {"runs_per_s": round(r["count"] / seconds, 1), "pass": ok, "try": tries})
+        steal = (r.get("cpu_per_run") or {}).get("steal_pct")
         say(f"firerate: {self.driver.name} J={j}: {r['count']}/{r['expected']} runs, p50 {r['p50_ms']} "
-            f"p99 {r['p99_ms']} ms -> {'pass' if ok else 'FAIL'}" + (" (setup overran)" if r["setup_overran"] else ""))
+            f"p99 {r['p99_ms']} ms" + (f", steal {steal} %" if steal is not None else "")
+            + f" -> {'pass' if ok else 'FAIL'}" + (" (setup overran)" if r["setup_overran"] else "")
+            + (f", trying J={j} again" if not ok and tries <= RETRIES else ""))
+        if not ok and tries <= RETRIES:
+            self.failed_tries[j] = tries
+            self.queue.insert(0, j)
+            return
         if ok:
             self.best = max(self.best, j)
         else:
@@ -152,12 +178,8 @@ def run(ctx) -> dict:
     spawn_s = 0.5 if quick else 5.0
     stamps = Stamps()
     try:
-        rates = {}
-        for name, argv in (("true", ["/bin/true"]), ("stamp", stamps.argv(0))):
-            for conc in (1, 64):
-                rates[f"{name}_c{conc}_per_s"] = round(spawn_rate(argv, spawn_s, conc), 1)
-                stamps.reset()
-        say(f"firerate: raw spawn rate {rates}")
+        before = spawn_rates(stamps, spawn_s)
+        say(f"firerate: raw spawn rate {before}")
         api = ctx.kalad_api()
         aps = ApsDriver(ctx.out_dir / "apscheduler.log")
         try:
@@ -167,13 +189,18 @@ def run(ctx) -> dict:
         finally:
             aps.close()
         results = {s.driver.name: s.result() for s in searches}
+        after = spawn_rates(stamps, spawn_s)
+        say(f"firerate: raw spawn rate after the searches {after}")
     finally:
         stamps.cleanup()
+    # The machine's ceiling is the better of the two: a shared VM's pace moves meanwhile.
+    rates = {key: max(before[key], after[key]) for key in before}
     k, a = results["kalad"], results["APScheduler"]
     rows = [{"figure": "max sustained jobs/s (>= 99 % runs, p99 < 1 s)", "kalad": shown(k),
              "baselines": [rates["stamp_c64_per_s"], shown(a)]}]
-    best_k = next((s for s in k["steps"] if s["jobs"] == k["max_sustained_per_s"]), None)
-    best_a = next((s for s in a["steps"] if s["jobs"] == k["max_sustained_per_s"]), None)
+    best_k = next((s for s in k["steps"] if s["jobs"] == k["max_sustained_per_s"] and s["pass"]), None)
+    best_a = next((s for s in sorted(a["steps"], key=lambda s: not s["pass"])  # a pass first
+                   if s["jobs"] == k["max_sustained_per_s"]), None)
     rows.append({"figure": "most runs started per second in any step",
                  "kalad": k["most_runs_per_s"], "baselines": [None, a["most_runs_per_s"]]})
     if best_k:
@@ -182,7 +209,10 @@ def run(ctx) -> dict:
     rows += cpu_rows(k["steps"], a["steps"])
     return {"sections": [{"title": f"fire rate: jobs every second, {seconds} s per step",
                           "baselines": ["raw spawn", "APScheduler"], "rows": rows,
-                          "note": f"APScheduler {aps.version}; raw posix_spawn rate of the stamp command: {rates['stamp_c1_per_s']}/s one "
-                                  f"at a time, {rates['stamp_c64_per_s']}/s up to 64 alive; /bin/true "
+                          "note": f"APScheduler {aps.version}; a J that failed was tried {RETRIES} more time(s) and "
+                                  f"passes if any try did; raw posix_spawn rate of the stamp command (the better "
+                                  f"of before and after the searches): {rates['stamp_c1_per_s']}/s one at a time, "
+                                  f"{rates['stamp_c64_per_s']}/s up to 64 alive; /bin/true "
                                   f"{rates['true_c1_per_s']} / {rates['true_c64_per_s']}/s"}],
-            "data": {"seconds_per_step": seconds, "spawn_rates": rates, **results}}
+            "data": {"seconds_per_step": seconds, "spawn_rates": rates, "spawn_rates_before": before,
+                     "spawn_rates_after": after, **results}}
