@@ -26,6 +26,7 @@ from bench.peer_aps import ApsDriver
 from bench.stamps import Stamps
 
 MAX_P99_MS = 1000.0
+MAX_STEAL_PCT = 2.0  # a window the hypervisor took more of than this is not compared for CPU
 REFINE = 3  # bisection steps past the first failure: the answer is within J/8 of the limit
 # Tries more for a J that failed. Near its limit a scheduler that falls behind for a
 # moment starts runs in bursts, which cost more, and the lag feeds itself; on a shared VM
@@ -151,9 +152,6 @@ def search_all(searches: list[Search], stamps: Stamps, seconds: int, settle: flo
             s.record(j, r, time.monotonic() - t0, seconds)
 
 
-MAX_STEAL_PCT = 2.0  # a window the hypervisor took more of than this is not compared for CPU
-
-
 def cpu_rows(kalad_steps: list[dict], aps_steps: list[dict]) -> list[dict]:
     """CPU per run at the largest J both schedulers kept on time (p99 under 100 ms) with
     little steal in either window: what each costs, the children included, where lateness
@@ -161,7 +159,7 @@ def cpu_rows(kalad_steps: list[dict], aps_steps: list[dict]) -> list[dict]:
     def on_time(steps):
         return {s["jobs"]: s["cpu_per_run"] for s in steps
                 if s["pass"] and s["p99_ms"] < 100 and s.get("cpu_per_run")
-                and s["cpu_per_run"].get("steal_pct", 0) <= MAX_STEAL_PCT}
+                and s["cpu_per_run"]["steal_pct"] <= MAX_STEAL_PCT}
     k, a = on_time(kalad_steps), on_time(aps_steps)
     both = k.keys() & a.keys()
     if not both:
