@@ -37,6 +37,7 @@ class Context:
         self.ballast = args.ballast
         self.scale = args.scale
         self.use_wrk = not args.no_wrk
+        self.kalad_args = tuple(args.kalad_arg)
         self.out_dir = out_dir
         self.log_path = out_dir / "kalad.log"
         self._kalad: Kalad | None = None
@@ -46,7 +47,7 @@ class Context:
     def kalad_api(self):
         """The shared kalad's API client, starting kalad the first time."""
         if self._kalad is None:
-            self._kalad = Kalad(self.log_path)
+            self._kalad = Kalad(self.log_path, *self.kalad_args)
             self.kalad_ready_s = self._kalad.start()
             say(f"kalad ready in {self.kalad_ready_s:.2f}s on port {self._kalad.port}, pid {self._kalad.pid}")
             self._api = self._kalad.api(8)
@@ -81,7 +82,7 @@ def meta(args) -> dict:
             "platform": platform.platform(), "kalad_commit": git("rev-parse", "--short", "HEAD"),
             "kalad_dirty": bool(git("status", "--porcelain", "--", "kalad")),
             "measures": args.measures, "quick": args.quick, "ballast": args.ballast, "scale": args.scale,
-            "wrk": WRK if not args.no_wrk else None}
+            "wrk": WRK if not args.no_wrk else None, "kalad_args": args.kalad_arg}
 
 
 def main(argv=None) -> int:
@@ -94,6 +95,9 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=int, help="jobs for the scale run (default 1000000; quick 2000)")
     p.add_argument("--no-wrk", action="store_true", help="drive the API load with Python threads even if wrk is here")
     p.add_argument("--out", type=Path, help="results dir (default bench/results/<timestamp>)")
+    p.add_argument("--kalad-arg", action="append", default=[], metavar="ARG",
+                   help="one more argument for `kalad serve`, repeatable, for A/B runs of a "
+                        "setting: --kalad-arg=--log-level=warning")
     args = p.parse_args(argv)
     args.measures = [m for m in MEASURES if m in args.measures] or list(MEASURES)
     for name, v, hi in (("--ballast", args.ballast, 1_000_000), ("--scale", args.scale, 2_000_000)):
@@ -103,7 +107,8 @@ def main(argv=None) -> int:
     out_dir = args.out or RESULTS_DIR / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
     info = meta(args)
-    say(f"results in {out_dir}; measuring {', '.join(args.measures)}{' (quick)' if args.quick else ''}")
+    say(f"results in {out_dir}; measuring {', '.join(args.measures)}{' (quick)' if args.quick else ''}"
+        + (f"; kalad serve {' '.join(args.kalad_arg)}" if args.kalad_arg else ""))
     ctx = Context(args, out_dir)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still clean up kalad and peers
     results: dict[str, dict] = {}

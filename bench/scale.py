@@ -99,7 +99,7 @@ def run(ctx) -> dict:
         ceiling.close()
         stop_process(proc)
 
-    kalad = Kalad(ctx.log_path)
+    kalad = Kalad(ctx.log_path, *ctx.kalad_args)
     try:
         data["first_start_s"] = round(kalad.start(), 3)
         kalad.stop()
