@@ -56,7 +56,8 @@ class Kalad:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            log.write(f"\n==== bench: kalad serve --port {self.port} --lmdb-path {self.lmdb}\n".encode())
+            log.write(" ".join(["\n==== bench: kalad serve --port", str(self.port), "--lmdb-path",
+                                str(self.lmdb), *self.extra]).encode() + b"\n")
             log.flush()
             t0 = time.monotonic()
             self.proc = subprocess.Popen(
