@@ -59,6 +59,33 @@ class Waiter:
         return self.outcomes[0]
 
 
+def exited_unreaped(pid: int) -> bool:
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def test_an_unknown_exited_child_is_taken_for_an_orphan_at_the_second_sweep():
+    # It may be an attempt whose spawn is still registering it: the first sweep leaves
+    # it rather than hold off every spawn to find out. Not started: this test is the
+    # supervisor's watcher, so nothing else sweeps.
+    sup = Supervisor(SystemClock(), reap_orphans=True)
+    try:
+        pid = os.posix_spawn("/bin/true", ["/bin/true"], dict(os.environ))
+        wait_until(lambda: exited_unreaped(pid))
+        sup._sweep_orphans()
+        assert exited_unreaped(pid)
+        sup._sweep_orphans()
+        with pytest.raises(ChildProcessError):
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+        # The last sweep, when the watcher ends, has no next one to wait for.
+        pid = os.posix_spawn("/bin/true", ["/bin/true"], dict(os.environ))
+        wait_until(lambda: exited_unreaped(pid))
+        sup._sweep_orphans(final=True)
+        with pytest.raises(ChildProcessError):
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+    finally:
+        sup.stop()
+
+
 def launch(sup: Supervisor, attempt: Attempt) -> tuple[Waiter, int]:
     """Launch and return the waiter and the child's pid (its process group id)."""
     waiter = Waiter()
