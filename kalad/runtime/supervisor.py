@@ -613,7 +613,8 @@ class Supervisor:
     def _sweep_orphans(self, final: bool = False) -> None:
         """Reap exited children that are not attempts (orphans handed to us as subreaper).
 
-        ``final``: the watcher is ending, and there is no next sweep to wait for."""
+        ``final``: the watcher is ending, and there is no next sweep to wait for.
+        """
         while True:
             try:
                 info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
