@@ -624,28 +624,36 @@ class Supervisor:
                 return
             with self._lock:
                 child = self._children.get(info.si_pid)
+                # With no spawn in flight (none can begin while the lock is held), a
+                # pid that is not an attempt is an orphan.
+                if child is None and not self._spawning:
+                    _reap_orphan(info.si_pid)
+                    continue
             if child is None:
                 # An orphan, or an attempt whose spawn is still registering it. The
                 # first time, look again at the next sweep: a spawn registers its
                 # child within a millisecond or so, and holding off every spawn to
                 # be sure stalled the timer under load (10 % of its threads' time
-                # at 1,300 starts/s). A pid still unknown then is settled for sure:
-                # once no spawn is in flight, a pid that is not an attempt is an orphan.
+                # at 1,300 starts/s). A pid still unknown then is settled for sure.
                 if not final and info.si_pid != self._unknown_exited:
                     self._unknown_exited = info.si_pid
                     return
                 with self._no_spawns(), self._lock:
                     child = self._children.get(info.si_pid)
                     if child is None:
-                        try:
-                            os.waitpid(info.si_pid, os.WNOHANG)
-                        except ChildProcessError:
-                            pass
-                        log.debug("reaped orphan pid=%d", info.si_pid)
+                        _reap_orphan(info.si_pid)
                         continue
             # An attempt whose pidfd event has not come yet (or is in the poll's events).
             if not self._exited(child):
                 return
+
+
+def _reap_orphan(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    log.debug("reaped orphan pid=%d", pid)
 
 
 def _take_back(attempt: Attempt, pid: int, exc: OSError) -> str:
