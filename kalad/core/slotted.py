@@ -18,8 +18,9 @@ from typing import Any, Callable, TypeVar
 _T = TypeVar("_T")
 
 
-def _slot_setters(cls: type) -> tuple[list[str], dict[str, Any]]:
-    """The field names of ``cls`` and a scope holding ``new`` and a setter per field."""
+def slot_setters(cls: type) -> tuple[list[str], dict[str, Any]]:
+    """The field names of ``cls`` and a scope holding ``new`` and a setter per field,
+    for code generated here and by the store's codec (which builds decoded records)."""
     if (not hasattr(cls, "__slots__") or hasattr(cls, "__post_init__")
             or any(f.default_factory is not MISSING for f in fields(cls))):
         raise TypeError(f"{cls.__name__} must be slotted, with plain defaults and no "
@@ -31,23 +32,13 @@ def _slot_setters(cls: type) -> tuple[list[str], dict[str, Any]]:
     return names, scope
 
 
-def constructor(cls: type[_T]) -> Callable[[list[Any]], _T]:
-    """A function making a ``cls`` from the values of all its fields, in field order."""
-    names, scope = _slot_setters(cls)
-    lines = ["def build(values):", "    obj = new(cls)"]
-    lines += [f"    set{index}(obj, values[{index}])" for index in range(len(names))]
-    lines.append("    return obj")
-    exec("\n".join(lines), scope)
-    return scope["build"]
-
-
 def copier(cls: type[_T]) -> Callable[..., _T]:
     """``replace(obj, /, **changes)`` for ``cls``: a copy of ``obj`` with ``changes``.
 
     Meant to be set as the class's ``replace`` method (like ``datetime.replace``);
     an unknown field name is a ``TypeError``, as with ``dataclasses.replace``.
     """
-    names, scope = _slot_setters(cls)
+    names, scope = slot_setters(cls)
     scope["KEEP"] = object()
     params = ", ".join(f"{name}=KEEP" for name in names)
     lines = [f"def replace(self, /, *, {params}):", "    obj = new(cls)"]

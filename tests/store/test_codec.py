@@ -105,6 +105,8 @@ def test_minimal_job_is_small_and_pinned() -> None:
     assert decoded == job
     assert decoded.metadata is NO_METADATA
     assert decoded.remote_properties is NO_REMOTE
+    # A key this kalad does not know (a later one's optional field) is passed over.
+    assert decode_job(b'{"v":1,"id":"j1","n":"n","c":1000000,"zz":[1]}') == job
 
 
 def test_empty_headers_and_codes_differ_from_none() -> None:
