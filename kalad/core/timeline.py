@@ -51,11 +51,19 @@ class Timeline:
         self._compact_if_stale()
 
     def add_many(self, entries: Iterable[tuple[str, datetime]]) -> None:
-        """``add`` for each (job id, due time), in order; one O(n) heapify, not n pushes."""
+        """``add`` for each (job id, due time), in order; one O(n) heapify, not n pushes.
+
+        Jobs on one schedule are due at the same time (often the same object, see
+        the store's codec): each distinct time is converted once.
+        """
         heap, key_of, job_of = self._heap, self._key_of, self._job_of
+        scaled: dict[datetime, int] = {}
         for job_id, due_at in entries:
             self._sequence += 1
-            key = _to_us(due_at) * _SEQUENCES + self._sequence
+            base = scaled.get(due_at)
+            if base is None:
+                base = scaled[due_at] = _to_us(due_at) * _SEQUENCES
+            key = base + self._sequence
             old = key_of.get(job_id)
             if old is not None:
                 del job_of[old]
