@@ -152,7 +152,6 @@ def _reader(cls: type[_T], decoders: dict[str, tuple[str, Callable[[Any], Any]]]
     _, scope = slot_setters(cls)
     scope.update(ABSENT=MISSING, Malformed=_Malformed, record_type=_dict)
     required = [decoders[f.name][0] for f in fields(cls) if f.default is MISSING]
-    scope["required"] = required
     lines = ["def decode(record):", "    get = record_type(record).get", "    obj = new(cls)"]
     for index, f in enumerate(fields(cls)):
         if f.name not in decoders:
