@@ -152,9 +152,15 @@ def search_all(searches: list[Search], stamps: Stamps, seconds: int, settle: flo
                 active.remove(s)
                 continue
             t0 = time.monotonic()
-            r = trial(s.driver, stamps, j, seconds, 1, s.lead(j), grace=min(settle, 1.0))
-            time.sleep(settle)  # let the machine settle between steps
+            r = step(s, stamps, j, seconds, settle)
             s.record(j, r, time.monotonic() - t0, seconds)
+
+
+def step(s: Search, stamps: Stamps, j: int, seconds: int, settle: float) -> dict:
+    """One try of ``s``'s scheduler at J jobs/s, then ``settle`` seconds for the machine."""
+    r = trial(s.driver, stamps, j, seconds, 1, s.lead(j), grace=min(settle, 1.0))
+    time.sleep(settle)
+    return r
 
 
 def head_to_head(searches: list[Search], stamps: Stamps, j: int, tries: int, seconds: int,
@@ -164,8 +170,7 @@ def head_to_head(searches: list[Search], stamps: Stamps, j: int, tries: int, sec
     tried: dict[str, list[dict]] = {s.driver.name: [] for s in searches}
     for n in range(tries):
         for s in searches if n % 2 == 0 else searches[::-1]:
-            r = trial(s.driver, stamps, j, seconds, 1, s.lead(j), grace=min(settle, 1.0))
-            time.sleep(settle)
+            r = step(s, stamps, j, seconds, settle)
             ok = passes(r)
             tried[s.driver.name].append({"count": r["count"], "expected": r["expected"],
                                          "p99_ms": r["p99_ms"], "pass": ok})
