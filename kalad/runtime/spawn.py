@@ -109,8 +109,8 @@ class Spawner:
         _check(_libc.posix_spawnattr_setflags(self._attr, flags), "setflags")
         self._actions: dict[int, _Actions] = {}  # output descriptor -> its file actions
         self._actions_lock = threading.Lock()
-        # (the base mapping, its names, its encoded entries); replaced, never changed
-        self._base: tuple[Mapping[str, str], frozenset[str], tuple[bytes, ...]] | None = None
+        # (the base mapping, its names, its entries as a C array); replaced, never changed
+        self._base: tuple[Mapping[str, str], frozenset[str], ctypes.Array] | None = None
 
     def _actions_for(self, output: int) -> _Actions:
         """stdin from /dev/null, stdout and stderr into ``output``, ``output`` closed."""
@@ -147,7 +147,7 @@ class Spawner:
         byte in an argument or the environment.
         """
         c_path, c_argv = _program(path, argv if type(argv) is tuple else tuple(argv))
-        c_envp = self._environ(env)
+        c_envp, _alive = self._environ(env)  # ``_alive`` holds the base's entries
         actions = self._actions_for(output)
         pid = ctypes.c_int()
         if before is not None:
@@ -157,17 +157,25 @@ class Spawner:
             raise OSError(code, os.strerror(code), path)
         return pid.value
 
-    def _environ(self, env: Mapping[str, str]) -> ctypes.Array:
-        """``env`` as execve's NULL-terminated array (which holds its entries alive)."""
+    def _environ(self, env: Mapping[str, str]) -> tuple[ctypes.Array, object]:
+        """``env`` as execve's NULL-terminated array, and what keeps its entries alive.
+
+        The base's part is one copy from a C array built once: filling a new array
+        entry by entry took 27 us a spawn (35 base entries and the run's 4), this 10.
+        """
         if isinstance(env, ChainMap) and len(env.maps) == 2:
             own, base_env = env.maps
             base = self._base
             if base is None or base[0] is not base_env:
+                entries = [_env_entry(name, value) for name, value in base_env.items()]
                 base = self._base = (base_env, frozenset(base_env),
-                                     tuple(_env_entry(name, value)
-                                           for name, value in base_env.items()))
+                                     (ctypes.c_char_p * len(entries))(*entries))
             if base[1].isdisjoint(own):  # else a run's entry replaces one of the base
-                entries = [*base[2], *(_env_entry(name, value) for name, value in own.items())]
-                return (ctypes.c_char_p * (len(entries) + 1))(*entries, None)
-        envp = [_env_entry(name, value) for name, value in env.items()]
-        return (ctypes.c_char_p * (len(envp) + 1))(*envp, None)
+                kept = base[2]
+                envp = (ctypes.c_char_p * (len(kept) + len(own) + 1))()  # zeroed: NULL-ended
+                ctypes.memmove(envp, kept, ctypes.sizeof(kept))
+                for index, (name, value) in enumerate(own.items(), len(kept)):
+                    envp[index] = _env_entry(name, value)
+                return envp, base
+        entries = [_env_entry(name, value) for name, value in env.items()]
+        return (ctypes.c_char_p * (len(entries) + 1))(*entries, None), None
