@@ -372,6 +372,8 @@ def test_the_unit_is_notify_hardened_and_reloadable():
         "Restart": "on-failure", "Documentation": "man:kalad(8) man:kalad.conf(5)",
         "CapabilityBoundingSet": "", "SystemCallFilter": "@system-service",
         "RuntimeDirectory": "kalad",
+        # every run's start and end reaches the journal, at any rate
+        "LogRateLimitIntervalSec": "0",
         # jobs may run JIT runtimes (Java, Node.js): W^X memory would crash them
         "MemoryDenyWriteExecute": "no",
     }
